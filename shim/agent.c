@@ -1,0 +1,689 @@
+#include "agent.h"
+
+#include "config.h"
+#include "control.h"
+#include "drain.h"
+#include "fdtable.h"
+#include "gen.h"
+#include "inherit.h"
+#include "libc.h"
+#include "listeners.h"
+#include "log.h"
+#include "notify.h"
+#include "pidfile.h"
+#include "ready.h"
+#include "signals.h"
+#include "spawn.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#define HR_TICK_MS 50	       /* drain: idle scan and connection count */
+#define HR_SETTLE_MS 300       /* wait for further claims before ready */
+#define HR_ACK_TIMEOUT_MS 5000 /* predecessor's answer to "ready" */
+#define HR_MAX_CLIENTS 16
+
+int hr_holds_listeners;
+
+static pid_t hr_agent_pid;  /* process whose agent thread runs */
+static int hr_agent_owner;  /* that agent has its owner duties set up */
+static int hr_pipe[2] = { -1, -1 };
+static pthread_mutex_t hr_agent_lock = PTHREAD_MUTEX_INITIALIZER;
+
+struct hr_client {
+	int fd;
+	int len;
+	int waits_restart;
+	char buf[64];
+};
+
+static struct {
+	int ctl;
+	struct hr_client clients[HR_MAX_CLIENTS];
+	double started_unix;
+	/* upgrade in progress */
+	int upgrading;
+	struct hr_spawned child;
+	int child_exited;
+	int child_ok;
+	char child_why[160];
+	long long upgrade_start, upgrade_deadline;
+	char rbuf[64];
+	int rlen;
+	/* our own readiness, reported to the predecessor */
+	int pred;
+	int awaiting_ack;
+	long long ack_deadline;
+	/* drain */
+	int draining;
+	long long drain_deadline, next_tick, grace_deadline;
+	int exiting;
+	/* take-over watch, in a direct child of the owner */
+	int owner_pidfd;
+	pid_t watched_owner;
+} A = { .ctl = -1,
+	 .clients = { [0 ... HR_MAX_CLIENTS - 1] = { .fd = -1 } },
+	 .pred = -1,
+	 .owner_pidfd = -1 };
+
+static long long hr_now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void hr_close_shim(int *fd)
+{
+	if (*fd >= 0) {
+		hr_fd_set(*fd, HR_FD_NONE);
+		hr_real.close(*fd);
+		*fd = -1;
+	}
+}
+
+int hr_agent_signal(int sig)
+{
+	if (hr_agent_pid != hr_self || !hr_agent_owner || hr_pipe[1] < 0)
+		return 0;
+	char c = sig == hr_cfg.stop_signal ? 'T' : 'R';
+	ssize_t ignored = write(hr_pipe[1], &c, 1);
+	(void)ignored;
+	return 1;
+}
+
+void hr_agent_poke(void)
+{
+	int fd = hr_gen ? atomic_load(&hr_gen->notify_fd) : -1;
+	if (fd >= 0) {
+		char c = 'p';
+		ssize_t ignored = write(fd, &c, 1);
+		(void)ignored;
+	}
+}
+
+/* ---- replies to control clients ---- */
+
+static void hr_reply_restart_waiters(const char *line)
+{
+	for (int i = 0; i < HR_MAX_CLIENTS; i++)
+		if (A.clients[i].fd >= 0 && A.clients[i].waits_restart) {
+			hr_control_reply(A.clients[i].fd, line);
+			A.clients[i].fd = -1;
+		}
+}
+
+/* ---- readiness of this generation ---- */
+
+static void hr_become_ready_done(int acked)
+{
+	if (!acked)
+		hr_pidfile_write(hr_self);
+	struct hr_listener_info ls[8];
+	int n = hr_listeners_collect(ls, 8);
+	hr_notify("READY=1\nSTATUS=Serving (generation %ld, pid %d)", hr_cfg.generation,
+		  (int)hr_self);
+	hr_info("ready: pid %d serves %d listener%s%s%s (generation %ld)", (int)hr_self, n,
+		n == 1 ? "" : "s", n ? ", first " : "", n ? ls[0].address : "", hr_cfg.generation);
+}
+
+static void hr_report_ready(void)
+{
+	atomic_store(&hr_gen->ready_done, 1);
+	atomic_store(&hr_ready_pending, 0);
+	hr_inherit_close_unclaimed();
+	/* Nothing left for a same-pid exec or the app's children to misread. */
+	unsetenv("LISTEN_FDS");
+	unsetenv("LISTEN_PID");
+	unsetenv("LISTEN_FDNAMES");
+	unsetenv(HR_ENV_READY_FD);
+	if (A.pred >= 0) {
+		char msg[48];
+		int len = snprintf(msg, sizeof msg, "ready %d\n", (int)hr_self);
+		if (send(A.pred, msg, (size_t)len, MSG_NOSIGNAL) == len) {
+			A.awaiting_ack = 1;
+			A.ack_deadline = hr_now() + HR_ACK_TIMEOUT_MS;
+			return;
+		}
+		hr_close_shim(&A.pred);
+	}
+	hr_become_ready_done(0);
+}
+
+static void hr_check_ready(long long now, int *timeout)
+{
+	if (atomic_load(&hr_gen->ready_done) || !atomic_load(&hr_gen->app_waiting))
+		return;
+	long long due = hr_ready_last_claim_ms() + HR_SETTLE_MS;
+	if (hr_inherit_unclaimed() == 0 || now >= due) {
+		hr_report_ready();
+		return;
+	}
+	int left = (int)(due - now);
+	if (*timeout < 0 || left < *timeout)
+		*timeout = left;
+}
+
+static void hr_on_pred_readable(void)
+{
+	char buf[16];
+	ssize_t n = recv(A.pred, buf, sizeof buf, MSG_DONTWAIT);
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return;
+	int acked = n > 0 && strncmp(buf, "ack", 3) == 0;
+	if (!acked)
+		hr_warn("predecessor did not confirm the handover; taking over");
+	hr_close_shim(&A.pred);
+	A.awaiting_ack = 0;
+	hr_become_ready_done(acked);
+}
+
+/* ---- draining ---- */
+
+static void hr_begin_drain(int phase)
+{
+	atomic_store(&hr_gen->phase, phase);
+	int wake = atomic_load(&hr_gen->wake_fd);
+	if (wake >= 0)
+		eventfd_write(wake, 1);
+	hr_listeners_stop_local();
+	A.draining = 1;
+	A.drain_deadline = hr_now() + (long long)(hr_cfg.drain_timeout * 1000);
+	A.next_tick = hr_now();
+}
+
+static void hr_finish(void)
+{
+	if (hr_gen_phase() == HR_PHASE_STOPPING)
+		hr_pidfile_remove(hr_self);
+	A.exiting = 1;
+	A.grace_deadline = hr_now() + (long long)(hr_cfg.stop_grace * 1000);
+	if (!hr_signals_deliver_to_app(hr_cfg.stop_signal)) {
+		hr_info("the app ignores signal %d: exiting", hr_cfg.stop_signal);
+		hr_real._exit(0);
+	}
+}
+
+static void hr_drain_tick(long long now)
+{
+	if (A.exiting) {
+		if (now >= A.grace_deadline) {
+			hr_error("the app did not exit within %.1f s of signal %d: killing the "
+				 "old generation",
+				 hr_cfg.stop_grace, hr_cfg.stop_signal);
+			hr_gen_kill_others(SIGKILL);
+			kill(hr_self, SIGKILL);
+		}
+		return;
+	}
+	hr_drain_close_idle();
+	long conns = hr_gen_conns();
+	if (conns == 0) {
+		hr_info("drained: no connection left; stopping the app with signal %d",
+			hr_cfg.stop_signal);
+		hr_finish();
+	} else if (now >= A.drain_deadline) {
+		hr_warn("drain timeout (%.1f s): %ld connection%s still open; stopping the app",
+			hr_cfg.drain_timeout, conns, conns == 1 ? "" : "s");
+		hr_finish();
+	}
+}
+
+/* ---- upgrade ---- */
+
+static void hr_upgrade_end(const char *failure, pid_t new_owner)
+{
+	long long ms = hr_now() - A.upgrade_start;
+	if (failure) {
+		if (!A.child_exited) {
+			kill(A.child.pid, SIGKILL);
+			int ok;
+			hr_spawn_exited(A.child.pidfd, 1, &ok, A.child_why, sizeof A.child_why);
+		}
+		hr_error("upgrade failed: %s; still serving as pid %d", failure, (int)hr_self);
+		hr_notify("READY=1\nSTATUS=Upgrade failed (%s); still serving", failure);
+		char line[256];
+		snprintf(line, sizeof line, "fail %s", failure);
+		hr_reply_restart_waiters(line);
+	} else {
+		char line[96];
+		hr_begin_drain(HR_PHASE_DRAINING);
+		hr_pidfile_write(new_owner);
+		hr_notify("MAINPID=%d\nSTATUS=Handed over to pid %d; draining", (int)new_owner,
+			  (int)new_owner);
+		ssize_t ignored = send(A.child.sock, "ack\n", 4, MSG_NOSIGNAL);
+		(void)ignored;
+		hr_info("handover to pid %d after %lld ms; draining %ld connection%s", (int)new_owner,
+			ms, hr_gen_conns(), hr_gen_conns() == 1 ? "" : "s");
+		snprintf(line, sizeof line, "ok pid=%d ms=%lld", (int)new_owner, ms);
+		hr_reply_restart_waiters(line);
+	}
+	hr_close_shim(&A.child.sock);
+	hr_close_shim(&A.child.pidfd);
+	A.upgrading = 0;
+}
+
+static void hr_upgrade_start(void)
+{
+	char err[256];
+	const char *refuse = NULL;
+	if (A.upgrading) {
+		hr_info("upgrade already in progress (successor pid %d)", (int)A.child.pid);
+		return;
+	}
+	if (hr_gen_phase() == HR_PHASE_DRAINING)
+		refuse = "this process already handed over";
+	else if (hr_gen_phase() == HR_PHASE_STOPPING)
+		refuse = "this process is stopping";
+	else if (!atomic_load(&hr_gen->ready_done))
+		refuse = "this process is not ready yet";
+	struct hr_listener_info ls[HR_MAX_LISTENERS];
+	int n = refuse ? 0 : hr_listeners_collect(ls, HR_MAX_LISTENERS);
+	if (!refuse && n == 0)
+		refuse = "no listening socket to hand over";
+	if (refuse) {
+		char line[160];
+		hr_warn("restart refused: %s", refuse);
+		snprintf(line, sizeof line, "fail %s", refuse);
+		hr_reply_restart_waiters(line);
+		return;
+	}
+	A.upgrade_start = hr_now();
+	struct timespec wall;
+	clock_gettime(CLOCK_REALTIME, &wall);
+	atomic_store(&hr_gen->upgrade_wall_ns, (long long)wall.tv_sec * 1000000000LL + wall.tv_nsec);
+	hr_notify("RELOADING=1\nMONOTONIC_USEC=%lld\nSTATUS=Upgrading: starting %s",
+		  A.upgrade_start * 1000, hr_spawn_exe());
+	memset(&A.child, 0, sizeof A.child);
+	if (hr_spawn(ls, n, hr_cfg.generation + 1, &A.child, err, sizeof err) < 0) {
+		A.child.pidfd = A.child.sock = -1;
+		A.child_exited = 1;
+		A.upgrading = 1;
+		hr_upgrade_end(err, 0);
+		return;
+	}
+	A.upgrading = 1;
+	A.child_exited = 0;
+	A.rlen = 0;
+	A.upgrade_deadline = A.upgrade_start + (long long)(hr_cfg.ready_timeout * 1000);
+	hr_info("upgrade: started %s as pid %d with %d listener%s", hr_spawn_exe(),
+		(int)A.child.pid, n, n == 1 ? "" : "s");
+}
+
+static void hr_on_child_sock(void)
+{
+	ssize_t n = recv(A.child.sock, A.rbuf + A.rlen, sizeof A.rbuf - 1 - (size_t)A.rlen,
+			 MSG_DONTWAIT);
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return;
+	if (n <= 0) {
+		if (!A.child_exited)
+			hr_spawn_exited(A.child.pidfd, 0, &A.child_ok, A.child_why,
+					sizeof A.child_why);
+		hr_upgrade_end(A.child_why[0] ? A.child_why
+					      : "successor closed the readiness channel "
+						"before becoming ready",
+			       0);
+		return;
+	}
+	A.rlen += (int)n;
+	A.rbuf[A.rlen] = '\0';
+	if (!strchr(A.rbuf, '\n'))
+		return;
+	long pid = 0;
+	if (sscanf(A.rbuf, "ready %ld", &pid) == 1 && pid > 0)
+		hr_upgrade_end(NULL, (pid_t)pid);
+	else
+		hr_upgrade_end("successor sent a malformed readiness message", 0);
+}
+
+static void hr_on_child_exit(void)
+{
+	A.child_why[0] = '\0';
+	if (!hr_spawn_exited(A.child.pidfd, 0, &A.child_ok, A.child_why, sizeof A.child_why))
+		return;
+	A.child_exited = 1;
+	/* A successor that daemonizes exits 0 while its daemon carries on with
+	 * the readiness channel; anything else is a failure now. */
+	if (!A.child_ok)
+		hr_upgrade_end(A.child_why, 0);
+}
+
+/* ---- stop ---- */
+
+static void hr_stop(void)
+{
+	if (hr_gen_phase() != HR_PHASE_RUNNING) {
+		hr_info("stop: already not accepting");
+		return;
+	}
+	if (A.upgrading)
+		hr_upgrade_end("stopped by request", 0);
+	hr_info("stop: no longer accepting; draining %ld connection%s", hr_gen_conns(),
+		hr_gen_conns() == 1 ? "" : "s");
+	hr_notify("STOPPING=1\nSTATUS=Stopping: draining %ld connections", hr_gen_conns());
+	hr_begin_drain(HR_PHASE_STOPPING);
+	hr_listeners_shut();
+}
+
+/* ---- control clients ---- */
+
+static void hr_on_client(struct hr_client *c)
+{
+	ssize_t n = recv(c->fd, c->buf + c->len, sizeof c->buf - 1 - (size_t)c->len, MSG_DONTWAIT);
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return;
+	if (n <= 0 || (c->len += (int)n) >= (int)sizeof c->buf - 1) {
+		hr_close_shim(&c->fd);
+		return;
+	}
+	c->buf[c->len] = '\0';
+	if (!strchr(c->buf, '\n'))
+		return;
+	c->buf[strcspn(c->buf, "\r\n")] = '\0';
+	if (strcmp(c->buf, "status") == 0) {
+		char json[4096];
+		struct hr_status st = { .generation = hr_cfg.generation,
+					.started_unix = A.started_unix,
+					.upgrading = A.upgrading,
+					.successor = A.upgrading ? A.child.pid : 0 };
+		hr_control_status_json(&st, json, sizeof json);
+		hr_control_reply(c->fd, json);
+		c->fd = -1;
+	} else if (strcmp(c->buf, "restart") == 0) {
+		c->waits_restart = 1;
+		hr_info("restart requested on the control socket");
+		hr_upgrade_start();
+	} else if (strcmp(c->buf, "stop") == 0) {
+		hr_info("stop requested on the control socket");
+		hr_stop();
+		hr_control_reply(c->fd, "ok");
+		c->fd = -1;
+	} else {
+		hr_control_reply(c->fd, "fail unknown command");
+		c->fd = -1;
+	}
+}
+
+static void hr_on_ctl(void)
+{
+	int fd = hr_control_accept(A.ctl);
+	if (fd < 0)
+		return;
+	for (int i = 0; i < HR_MAX_CLIENTS; i++)
+		if (A.clients[i].fd < 0) {
+			A.clients[i] = (struct hr_client){ .fd = fd };
+			return;
+		}
+	hr_control_reply(fd, "fail too many control clients");
+}
+
+static void hr_on_pipe(void)
+{
+	char buf[64];
+	ssize_t n = read(hr_pipe[0], buf, sizeof buf);
+	for (ssize_t i = 0; i < n; i++) {
+		if (buf[i] == 'R') {
+			hr_info("restart signal received");
+			hr_upgrade_start();
+		} else if (buf[i] == 'T') {
+			hr_info("stop signal received");
+			hr_stop();
+		}
+	}
+}
+
+/* ---- roles ---- */
+
+/* Sets up what the owner needs; called with hr_agent_lock held or from the
+ * agent thread itself (take-over). */
+static void hr_setup_owner(void)
+{
+	if (hr_agent_owner)
+		return;
+	hr_signals_take();
+	if (hr_pipe[0] < 0 && pipe2(hr_pipe, O_CLOEXEC | O_NONBLOCK) == 0) {
+		hr_fd_set(hr_pipe[0], HR_FD_SHIM);
+		hr_fd_set(hr_pipe[1], HR_FD_SHIM);
+	}
+	atomic_store(&hr_gen->notify_fd, hr_pipe[1]);
+	A.ctl = hr_control_open();
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	A.started_unix = (double)ts.tv_sec + ts.tv_nsec / 1e9;
+	if (hr_cfg.ready_fd >= 0 && hr_fd_kind(hr_fd_get(hr_cfg.ready_fd)) == HR_FD_SHIM)
+		A.pred = hr_cfg.ready_fd;
+	hr_agent_owner = 1;
+}
+
+/* Whether this non-owner process should take the listeners over: its
+ * parent owned them and exited on purpose (a daemonizing server). */
+static void hr_watch_owner(struct pollfd *pf, int *n, int *slot)
+{
+	pid_t owner = atomic_load(&hr_gen->owner);
+	*slot = -1;
+	if (owner <= 0 || owner != hr_parent_at_fork || hr_gen_phase() != HR_PHASE_RUNNING)
+		return;
+	if (A.watched_owner != owner) {
+		hr_close_shim(&A.owner_pidfd);
+		A.watched_owner = owner;
+		A.owner_pidfd = (int)hr_real.syscall(SYS_pidfd_open, owner, 0);
+		if (A.owner_pidfd >= 0)
+			hr_fd_set(A.owner_pidfd, HR_FD_SHIM);
+	}
+	if (A.owner_pidfd < 0) {
+		pf[*n] = (struct pollfd){ .fd = -1 };
+		*slot = (*n)++; /* gone already: judged below */
+		return;
+	}
+	pf[*n] = (struct pollfd){ .fd = A.owner_pidfd, .events = POLLIN };
+	*slot = (*n)++;
+}
+
+static void hr_maybe_take_over(void)
+{
+	pid_t owner = A.watched_owner;
+	if (hr_pid_alive(owner))
+		return;
+	hr_close_shim(&A.owner_pidfd);
+	if (!atomic_load(&hr_gen->owner_leaving) ||
+	    !atomic_compare_exchange_strong(&hr_gen->owner, &owner, hr_self))
+		return;
+	atomic_store(&hr_gen->owner_leaving, 0);
+	hr_info("pid %d exited after forking us: taking over its listeners", (int)owner);
+	hr_setup_owner();
+	hr_pidfile_write(hr_self);
+}
+
+static void *hr_agent_main(void *unused)
+{
+	(void)unused;
+	int stopped_local = 0;
+	for (;;) {
+		long long now = hr_now();
+		int timeout = -1;
+		struct pollfd pf[8 + HR_MAX_CLIENTS];
+		int n = 0, i_pipe = -1, i_ctl = -1, i_sock = -1, i_pidfd = -1, i_pred = -1,
+		    i_wake = -1, i_owner = -1, i_clients = -1;
+		int owner = hr_agent_owner && hr_is_owner();
+
+		if (owner) {
+			hr_check_ready(now, &timeout);
+			pf[i_pipe = n++] = (struct pollfd){ .fd = hr_pipe[0], .events = POLLIN };
+			pf[i_ctl = n++] = (struct pollfd){ .fd = A.ctl, .events = POLLIN };
+			if (A.upgrading) {
+				pf[i_sock = n++] =
+					(struct pollfd){ .fd = A.child.sock, .events = POLLIN };
+				pf[i_pidfd = n++] = (struct pollfd){
+					.fd = A.child_exited ? -1 : A.child.pidfd, .events = POLLIN
+				};
+				int left = (int)(A.upgrade_deadline - now);
+				if (left <= 0) {
+					char why[96];
+					snprintf(why, sizeof why, "successor not ready within %.1f s",
+						 hr_cfg.ready_timeout);
+					hr_upgrade_end(why, 0);
+					continue;
+				}
+				if (timeout < 0 || left < timeout)
+					timeout = left;
+			}
+			if (A.awaiting_ack) {
+				pf[i_pred = n++] = (struct pollfd){ .fd = A.pred, .events = POLLIN };
+				int left = (int)(A.ack_deadline - now);
+				if (left <= 0) {
+					hr_on_pred_readable();
+					continue;
+				}
+				if (timeout < 0 || left < timeout)
+					timeout = left;
+			}
+			i_clients = n;
+			for (int i = 0; i < HR_MAX_CLIENTS; i++)
+				pf[n++] = (struct pollfd){ .fd = A.clients[i].fd, .events = POLLIN };
+		} else {
+			hr_watch_owner(pf, &n, &i_owner);
+			if (i_owner >= 0 && pf[i_owner].fd < 0) {
+				hr_maybe_take_over();
+				A.watched_owner = 0;
+				continue;
+			}
+		}
+		if (hr_gen_accepting()) {
+			int wake = atomic_load(&hr_gen->wake_fd);
+			pf[i_wake = n++] = (struct pollfd){ .fd = wake, .events = POLLIN };
+		} else {
+			if (!stopped_local && !owner) {
+				hr_listeners_stop_local();
+				A.next_tick = now;
+			}
+			stopped_local = 1;
+			if (now >= A.next_tick) {
+				if (owner && A.draining)
+					hr_drain_tick(now);
+				else
+					hr_drain_close_idle();
+				A.next_tick = now + HR_TICK_MS;
+			}
+			int left = (int)(A.next_tick - now);
+			if (timeout < 0 || left < timeout)
+				timeout = left;
+		}
+
+		if (hr_real.poll(pf, (nfds_t)n, timeout) <= 0)
+			continue;
+		if (i_pipe >= 0 && pf[i_pipe].revents)
+			hr_on_pipe();
+		if (i_ctl >= 0 && pf[i_ctl].revents)
+			hr_on_ctl();
+		if (i_pidfd >= 0 && pf[i_pidfd].revents && A.upgrading)
+			hr_on_child_exit();
+		if (i_sock >= 0 && pf[i_sock].revents && A.upgrading)
+			hr_on_child_sock();
+		if (i_pred >= 0 && pf[i_pred].revents && A.awaiting_ack)
+			hr_on_pred_readable();
+		if (i_owner >= 0 && pf[i_owner].revents)
+			hr_maybe_take_over();
+		for (int i = 0; i_clients >= 0 && i < HR_MAX_CLIENTS; i++)
+			if (pf[i_clients + i].revents && A.clients[i].fd >= 0)
+				hr_on_client(&A.clients[i]);
+	}
+	return NULL;
+}
+
+static void hr_start_thread(int owner)
+{
+	pthread_attr_t attr;
+	pthread_t tid;
+	sigset_t mask, old;
+	/* The owner's agent may take the shim's signals even when the app
+	 * blocks them everywhere (nginx waits in sigsuspend); nothing else. */
+	sigfillset(&mask);
+	if (owner) {
+		sigdelset(&mask, hr_cfg.restart_signal);
+		sigdelset(&mask, hr_cfg.stop_signal);
+	}
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	pthread_attr_setstacksize(&attr, 256 * 1024);
+	pthread_sigmask(SIG_SETMASK, &mask, &old);
+	int err = pthread_create(&tid, &attr, hr_agent_main, NULL);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	pthread_attr_destroy(&attr);
+	if (err) {
+		hr_error("cannot start the agent thread: %s; restarts disabled", strerror(err));
+		return;
+	}
+	hr_agent_pid = hr_self;
+}
+
+static void hr_ensure_wake_fd(void)
+{
+	if (atomic_load(&hr_gen->wake_fd) >= 0)
+		return;
+	int fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	int none = -1;
+	if (fd >= 0 && atomic_compare_exchange_strong(&hr_gen->wake_fd, &none, fd))
+		hr_fd_set(fd, HR_FD_SHIM);
+	else if (fd >= 0)
+		hr_real.close(fd);
+}
+
+void hr_agent_start_owner(void)
+{
+	if (!hr_gen || (hr_agent_pid == hr_self && hr_agent_owner))
+		return;
+	pthread_mutex_lock(&hr_agent_lock);
+	hr_holds_listeners = 1;
+	hr_ensure_wake_fd();
+	if (!hr_agent_owner)
+		hr_setup_owner();
+	if (hr_agent_pid != hr_self)
+		hr_start_thread(1);
+	pthread_mutex_unlock(&hr_agent_lock);
+}
+
+void hr_agent_ensure_worker(void)
+{
+	if (!hr_gen || hr_agent_pid == hr_self)
+		return;
+	pthread_mutex_lock(&hr_agent_lock);
+	if (hr_agent_pid != hr_self) {
+		hr_ensure_wake_fd();
+		hr_start_thread(0);
+	}
+	pthread_mutex_unlock(&hr_agent_lock);
+}
+
+void hr_agent_after_fork_child(void)
+{
+	/* The agent thread did not survive the fork; its fds belong to the
+	 * parent's duties. The pipe's write end stays: it pokes the owner. */
+	pthread_mutex_init(&hr_agent_lock, NULL);
+	hr_agent_owner = 0;
+	hr_close_shim(&hr_pipe[0]);
+	hr_pipe[1] = -1;
+	hr_close_shim(&A.ctl);
+	hr_close_shim(&A.pred);
+	hr_close_shim(&A.owner_pidfd);
+	A.watched_owner = 0;
+	A.awaiting_ack = 0;
+	if (A.upgrading) {
+		hr_close_shim(&A.child.sock);
+		hr_close_shim(&A.child.pidfd);
+		A.upgrading = 0;
+	}
+	for (int i = 0; i < HR_MAX_CLIENTS; i++)
+		hr_close_shim(&A.clients[i].fd);
+	A.draining = 0;
+	A.exiting = 0;
+}

@@ -1,0 +1,50 @@
+/* Per-process state of every fd the shim cares about, indexed by fd number.
+ * Lock-free: one atomic word per fd. fds past the table pass through. */
+#ifndef HR_FDTABLE_H
+#define HR_FDTABLE_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+enum hr_fd_kind {
+	HR_FD_NONE = 0,
+	HR_FD_LISTENER = 1, /* a listening socket the app uses */
+	HR_FD_CONN = 2,	    /* a connection accepted from a listener */
+	HR_FD_EPOLL = 3,    /* an epoll instance */
+	HR_FD_SHIM = 4,	    /* the shim's own fd, invisible to the app */
+};
+
+#define HR_FD_KIND_MASK 0x7u
+#define HR_FD_NONBLOCK 0x8u	  /* listener: the app's view of O_NONBLOCK */
+#define HR_FD_HAS_LISTENER 0x10u /* epoll: the app registered a listener */
+#define HR_FD_SHUT_READ 0x20u    /* connection: drain shut its read side */
+
+extern _Atomic uint32_t *hr_fds;
+extern int hr_fds_size;
+extern _Atomic int hr_fds_hiwater; /* highest fd ever tracked, bounds scans */
+
+void hr_fdtable_init(void);
+
+static inline uint32_t hr_fd_get(int fd)
+{
+	if (fd < 0 || fd >= hr_fds_size)
+		return 0;
+	return atomic_load_explicit(&hr_fds[fd], memory_order_acquire);
+}
+
+static inline unsigned hr_fd_kind(uint32_t state)
+{
+	return state & HR_FD_KIND_MASK;
+}
+
+/* Replaces the state of fd, keeping the generation's connection count in
+ * step; returns the previous state. */
+uint32_t hr_fd_set(int fd, uint32_t state);
+
+/* Adds flag bits to a tracked fd without changing its kind. */
+void hr_fd_or(int fd, uint32_t bits);
+
+/* The process's own count of connection fds. */
+long hr_fd_conn_count(void);
+
+#endif

@@ -1,0 +1,111 @@
+#include "gen.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "libc.h"
+
+struct hr_gen *hr_gen;
+pid_t hr_self;
+pid_t hr_parent_at_fork;
+struct hr_gen_slot *hr_slot;
+
+/* Claims a slot whose process is gone. Async-signal-safe (fork child). */
+static struct hr_gen_slot *hr_gen_claim_slot(pid_t pid)
+{
+	for (int pass = 0; pass < 2; pass++)
+		for (int i = 0; i < HR_GEN_SLOTS; i++) {
+			struct hr_gen_slot *s = &hr_gen->slots[i];
+			pid_t cur = atomic_load(&s->pid);
+			if (cur == 0 || (pass == 1 && kill(cur, 0) < 0 && errno == ESRCH)) {
+				if (atomic_compare_exchange_strong(&s->pid, &cur, pid))
+					return s;
+			}
+		}
+	return NULL;
+}
+
+int hr_gen_init(void)
+{
+	hr_self = getpid();
+	void *p = mmap(NULL, sizeof(struct hr_gen), PROT_READ | PROT_WRITE,
+		       MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED)
+		return -1;
+	hr_gen = p;
+	atomic_store(&hr_gen->notify_fd, -1);
+	atomic_store(&hr_gen->wake_fd, -1);
+	hr_slot = hr_gen_claim_slot(hr_self);
+	return 0;
+}
+
+void hr_gen_after_fork_child(void)
+{
+	hr_parent_at_fork = hr_self;
+	hr_self = getpid();
+	if (!hr_gen)
+		return;
+	long inherited = hr_slot ? atomic_load(&hr_slot->conns) : 0;
+	hr_slot = hr_gen_claim_slot(hr_self);
+	/* The child holds copies of every connection fd of its parent. */
+	if (hr_slot)
+		atomic_store(&hr_slot->conns, inherited);
+}
+
+void hr_gen_conn_add(long delta)
+{
+	if (hr_slot)
+		atomic_fetch_add_explicit(&hr_slot->conns, delta, memory_order_relaxed);
+}
+
+int hr_pid_alive(pid_t pid)
+{
+	if (pid <= 0 || (kill(pid, 0) < 0 && errno == ESRCH))
+		return 0;
+	char path[64], buf[256];
+	snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 1;
+	ssize_t n = read(fd, buf, sizeof buf - 1);
+	hr_real.close(fd);
+	if (n <= 0)
+		return 1;
+	buf[n] = '\0';
+	/* The state follows the last ')' (the command name may hold one). */
+	char *paren = strrchr(buf, ')');
+	return !(paren && paren[1] == ' ' && (paren[2] == 'Z' || paren[2] == 'X'));
+}
+
+long hr_gen_conns(void)
+{
+	long total = 0;
+	for (int i = 0; i < HR_GEN_SLOTS; i++) {
+		struct hr_gen_slot *s = &hr_gen->slots[i];
+		pid_t pid = atomic_load(&s->pid);
+		long n = atomic_load(&s->conns);
+		if (pid && n > 0 && (pid == hr_self || hr_pid_alive(pid)))
+			total += n;
+	}
+	return total;
+}
+
+void hr_gen_kill_others(int sig)
+{
+	for (int i = 0; i < HR_GEN_SLOTS; i++) {
+		pid_t pid = atomic_load(&hr_gen->slots[i].pid);
+		if (pid && pid != hr_self && hr_pid_alive(pid))
+			kill(pid, sig);
+	}
+}
+
+void hr_gen_note_exit(void)
+{
+	if (hr_is_owner() && hr_gen_accepting())
+		atomic_store(&hr_gen->owner_leaving, 1);
+}

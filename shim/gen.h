@@ -1,0 +1,70 @@
+/* The generation: every process forked from one exec'd server shares this
+ * region (MAP_SHARED, inherited by fork, not by exec). It holds the phase
+ * all of them act on and each process's connection count. */
+#ifndef HR_GEN_H
+#define HR_GEN_H
+
+#include <stdatomic.h>
+#include <sys/types.h>
+
+enum hr_phase {
+	HR_PHASE_RUNNING = 0, /* accepting */
+	HR_PHASE_DRAINING,    /* handed over to a successor: not accepting */
+	HR_PHASE_STOPPING,    /* graceful stop: not accepting */
+};
+
+#define HR_GEN_SLOTS 1024
+
+struct hr_gen_slot {
+	_Atomic pid_t pid;
+	_Atomic long conns;
+};
+
+struct hr_gen {
+	_Atomic int phase;
+	_Atomic pid_t owner;	      /* process that owns the listeners */
+	_Atomic int owner_leaving;    /* owner exits on purpose (daemonizing) */
+	_Atomic int ready_done;	      /* the generation reported readiness */
+	_Atomic int app_waiting;      /* the app waits for connections */
+	_Atomic int notify_fd;	      /* owner agent's eventfd (same fd in forks) */
+	_Atomic int wake_fd;	      /* eventfd written once when accepting stops */
+	_Atomic long long upgrade_wall_ns; /* CLOCK_REALTIME when the successor started */
+	struct hr_gen_slot slots[HR_GEN_SLOTS];
+};
+
+extern struct hr_gen *hr_gen;
+extern pid_t hr_self;		     /* cached getpid(), refreshed at fork */
+extern pid_t hr_parent_at_fork;	     /* the process we were forked from */
+extern struct hr_gen_slot *hr_slot;  /* this process's slot */
+
+int hr_gen_init(void);
+/* After fork, in the child: async-signal-safe. */
+void hr_gen_after_fork_child(void);
+
+static inline int hr_gen_phase(void)
+{
+	return hr_gen ? atomic_load_explicit(&hr_gen->phase, memory_order_acquire) : 0;
+}
+
+static inline int hr_gen_accepting(void)
+{
+	return hr_gen_phase() == HR_PHASE_RUNNING;
+}
+
+static inline int hr_is_owner(void)
+{
+	return hr_gen && atomic_load(&hr_gen->owner) == hr_self;
+}
+
+void hr_gen_conn_add(long delta);
+/* Connections held by live processes of the generation. */
+long hr_gen_conns(void);
+/* Signals every other live process of the generation. */
+void hr_gen_kill_others(int sig);
+/* From exit(): an owner leaving while running hands its listeners to a
+ * forked child (daemonizing). */
+void hr_gen_note_exit(void);
+/* Whether pid is alive and not a zombie. */
+int hr_pid_alive(pid_t pid);
+
+#endif

@@ -1,0 +1,559 @@
+/* The interposed libc functions. Each is a few lines: it forwards to libc
+ * through hr_real and tells the core what happened. Hooks can run before
+ * the constructor (hr_active is then 0) and from any thread; they keep the
+ * app's errno. */
+#include "agent.h"
+#include "drain.h"
+#include "fdtable.h"
+#include "gen.h"
+#include "inherit.h"
+#include "libc.h"
+#include "listeners.h"
+#include "log.h"
+#include "ready.h"
+#include "signals.h"
+#include "shim.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#define HR_EXPORT __attribute__((visibility("default")))
+
+/* A number we did not see closed (close_range, raw syscalls) comes back
+ * from a call that creates fds: forget what we knew about it. */
+static void hr_fd_fresh(int fd)
+{
+	if (hr_fd_get(fd))
+		hr_fd_set(fd, HR_FD_NONE);
+}
+
+/* An inherited listener the app found through LISTEN_FDS on its own. */
+static uint32_t hr_claim_if_inherited(int fd, uint32_t st)
+{
+	if (hr_fd_kind(st) != HR_FD_SHIM)
+		return st;
+	hr_inherit_claim_in_place(fd);
+	return hr_fd_get(fd);
+}
+
+/* The fd newfd now refers to what oldfd does. */
+static void hr_fd_copy(int oldfd, int newfd)
+{
+	uint32_t st = hr_claim_if_inherited(oldfd, hr_fd_get(oldfd));
+	hr_fd_set(newfd, hr_fd_kind(st) == HR_FD_SHIM ? HR_FD_NONE : st & ~HR_FD_SHUT_READ);
+}
+
+HR_EXPORT int socket(int domain, int type, int protocol)
+{
+	hr_libc_init();
+	int fd = hr_real.socket(domain, type, protocol);
+	if (fd >= 0 && hr_active)
+		hr_fd_fresh(fd);
+	return fd;
+}
+
+HR_EXPORT int bind(int fd, const struct sockaddr *addr, socklen_t len)
+{
+	hr_libc_init();
+	if (hr_active && hr_inherit_bind(fd, addr, len))
+		return 0;
+	return hr_real.bind(fd, addr, len);
+}
+
+HR_EXPORT int listen(int fd, int backlog)
+{
+	hr_libc_init();
+	int r = hr_real.listen(fd, backlog);
+	if (r == 0 && hr_active) {
+		int saved = errno;
+		hr_listener_on_listen(fd);
+		errno = saved;
+	}
+	return r;
+}
+
+HR_EXPORT int accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags)
+{
+	hr_libc_init();
+	uint32_t st = hr_fd_get(fd);
+	if (hr_active && st) {
+		st = hr_claim_if_inherited(fd, st);
+		if (hr_fd_kind(st) == HR_FD_LISTENER)
+			return hr_listener_accept(fd, st, addr, len, flags);
+	}
+	int r = hr_real.accept4(fd, addr, len, flags);
+	if (r >= 0 && hr_active)
+		hr_fd_fresh(r);
+	return r;
+}
+
+HR_EXPORT int accept(int fd, struct sockaddr *addr, socklen_t *len)
+{
+	return accept4(fd, addr, len, 0);
+}
+
+HR_EXPORT int close(int fd)
+{
+	hr_libc_init();
+	uint32_t st = hr_fd_get(fd);
+	if (st && hr_active) {
+		if (hr_fd_kind(st) == HR_FD_SHIM) {
+			errno = EBADF; /* never the app's to close */
+			return -1;
+		}
+		hr_fd_set(fd, HR_FD_NONE);
+	}
+	return hr_real.close(fd);
+}
+
+/* Closes [first, last] but the shim's own fds, range by range. */
+static int hr_close_range_keeping(unsigned first, unsigned last, int flags)
+{
+	unsigned top = (unsigned)atomic_load(&hr_fds_hiwater);
+	unsigned start = first;
+	int ret = 0;
+	for (unsigned fd = first; fd <= last && fd <= top; fd++) {
+		uint32_t st = hr_fd_get((int)fd);
+		if (hr_fd_kind(st) == HR_FD_SHIM) {
+			if (fd > start &&
+			    hr_real.syscall(SYS_close_range, start, fd - 1, flags) < 0)
+				ret = -1;
+			start = fd + 1;
+		} else if (st && !(flags & CLOSE_RANGE_CLOEXEC)) {
+			hr_fd_set((int)fd, HR_FD_NONE);
+		}
+	}
+	if (start <= last && hr_real.syscall(SYS_close_range, start, last, flags) < 0)
+		ret = -1;
+	return ret;
+}
+
+HR_EXPORT int close_range(unsigned first, unsigned last, int flags)
+{
+	hr_libc_init();
+	if (!hr_active || first > last)
+		return (int)hr_real.syscall(SYS_close_range, first, last, flags);
+	return hr_close_range_keeping(first, last, flags);
+}
+
+HR_EXPORT void closefrom(int lowfd)
+{
+	hr_libc_init();
+	if (lowfd < 0)
+		lowfd = 0;
+	if (!hr_active) {
+		hr_real.closefrom(lowfd);
+		return;
+	}
+	if (hr_close_range_keeping((unsigned)lowfd, ~0U, 0) < 0) {
+		/* Old kernels: close one by one, as glibc's fallback does. */
+		int top = atomic_load(&hr_fds_hiwater);
+		for (int fd = lowfd; fd <= top; fd++)
+			if (hr_fd_kind(hr_fd_get(fd)) != HR_FD_SHIM)
+				close(fd);
+	}
+}
+
+HR_EXPORT int shutdown(int fd, int how)
+{
+	hr_libc_init();
+	/* An old generation's listener is the successor's too. */
+	if (hr_active && hr_fd_kind(hr_fd_get(fd)) == HR_FD_LISTENER &&
+	    hr_gen_phase() == HR_PHASE_DRAINING) {
+		hr_debug("shutdown of listener fd %d skipped: the successor uses it", fd);
+		return 0;
+	}
+	return hr_real.shutdown(fd, how);
+}
+
+HR_EXPORT int dup(int fd)
+{
+	hr_libc_init();
+	int r = hr_real.dup(fd);
+	if (r >= 0 && hr_active)
+		hr_fd_copy(fd, r);
+	return r;
+}
+
+HR_EXPORT int dup2(int oldfd, int newfd)
+{
+	hr_libc_init();
+	int r = hr_real.dup2(oldfd, newfd);
+	if (r >= 0 && hr_active && oldfd != newfd)
+		hr_fd_copy(oldfd, newfd);
+	return r;
+}
+
+HR_EXPORT int dup3(int oldfd, int newfd, int flags)
+{
+	hr_libc_init();
+	int r = hr_real.dup3(oldfd, newfd, flags);
+	if (r >= 0 && hr_active)
+		hr_fd_copy(oldfd, newfd);
+	return r;
+}
+
+static int hr_fcntl(int fd, int cmd, void *arg)
+{
+	hr_libc_init();
+	if (!hr_active)
+		return hr_real.fcntl(fd, cmd, arg);
+	uint32_t st = hr_fd_get(fd);
+	if (hr_fd_kind(st) == HR_FD_LISTENER) {
+		if (cmd == F_SETFL)
+			return hr_real.fcntl(fd, F_SETFL, hr_listener_setfl(fd, (int)(intptr_t)arg));
+		if (cmd == F_GETFL)
+			return hr_listener_getfl(fd, hr_real.fcntl(fd, F_GETFL));
+	}
+	int r = hr_real.fcntl(fd, cmd, arg);
+	if (r >= 0 && (cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC))
+		hr_fd_copy(fd, r);
+	return r;
+}
+
+HR_EXPORT int fcntl(int fd, int cmd, ...)
+{
+	va_list ap;
+	va_start(ap, cmd);
+	void *arg = va_arg(ap, void *);
+	va_end(ap);
+	return hr_fcntl(fd, cmd, arg);
+}
+
+HR_EXPORT int fcntl64(int fd, int cmd, ...)
+{
+	va_list ap;
+	va_start(ap, cmd);
+	void *arg = va_arg(ap, void *);
+	va_end(ap);
+	return hr_fcntl(fd, cmd, arg);
+}
+
+HR_EXPORT int ioctl(int fd, unsigned long request, ...)
+{
+	va_list ap;
+	va_start(ap, request);
+	void *arg = va_arg(ap, void *);
+	va_end(ap);
+	hr_libc_init();
+	if (hr_active && request == FIONBIO && arg &&
+	    hr_fd_kind(hr_fd_get(fd)) == HR_FD_LISTENER) {
+		int on = *(int *)arg;
+		hr_listener_set_nonblock_view(fd, on);
+		if (!on)
+			return 0; /* the shared description keeps O_NONBLOCK */
+	}
+	return hr_real.ioctl(fd, request, arg);
+}
+
+HR_EXPORT int epoll_create(int size)
+{
+	hr_libc_init();
+	int r = hr_real.epoll_create(size);
+	if (r >= 0 && hr_active)
+		hr_fd_set(r, HR_FD_EPOLL);
+	return r;
+}
+
+HR_EXPORT int epoll_create1(int flags)
+{
+	hr_libc_init();
+	int r = hr_real.epoll_create1(flags);
+	if (r >= 0 && hr_active)
+		hr_fd_set(r, HR_FD_EPOLL);
+	return r;
+}
+
+HR_EXPORT int epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
+{
+	hr_libc_init();
+	uint32_t st = hr_fd_get(fd);
+	if (hr_active && st && hr_fd_kind(hr_claim_if_inherited(fd, st)) == HR_FD_LISTENER) {
+		if (op == EPOLL_CTL_ADD || op == EPOLL_CTL_MOD) {
+			/* A set we did not see created (raw syscall) still counts. */
+			uint32_t ep = hr_fd_get(epfd);
+			hr_fd_set(epfd, (hr_fd_kind(ep) == HR_FD_EPOLL ? ep : HR_FD_EPOLL) |
+						HR_FD_HAS_LISTENER);
+			hr_agent_ensure_worker();
+			if (!hr_gen_accepting())
+				return 0; /* this generation no longer accepts */
+		} else if (op == EPOLL_CTL_DEL && !hr_gen_accepting()) {
+			int r = hr_real.epoll_ctl(epfd, op, fd, ev);
+			return r < 0 && errno == ENOENT ? 0 : r;
+		}
+	}
+	return hr_real.epoll_ctl(epfd, op, fd, ev);
+}
+
+/* Before the app waits on an epoll set. */
+static void hr_epoll_waiting(int epfd)
+{
+	uint32_t st = hr_fd_get(epfd);
+	if (st & HR_FD_HAS_LISTENER)
+		hr_agent_ensure_worker();
+	if (atomic_load_explicit(&hr_ready_pending, memory_order_relaxed) && hr_holds_listeners &&
+	    ((st & HR_FD_HAS_LISTENER) || !hr_inherit_unclaimed()))
+		hr_ready_waiting_slow();
+}
+
+HR_EXPORT int epoll_wait(int epfd, struct epoll_event *ev, int max, int timeout)
+{
+	hr_libc_init();
+	if (hr_active)
+		hr_epoll_waiting(epfd);
+	return hr_real.epoll_wait(epfd, ev, max, timeout);
+}
+
+HR_EXPORT int epoll_pwait(int epfd, struct epoll_event *ev, int max, int timeout,
+			  const sigset_t *mask)
+{
+	hr_libc_init();
+	if (hr_active)
+		hr_epoll_waiting(epfd);
+	return hr_real.epoll_pwait(epfd, ev, max, timeout, mask);
+}
+
+HR_EXPORT int epoll_pwait2(int epfd, struct epoll_event *ev, int max, const struct timespec *ts,
+			   const sigset_t *mask)
+{
+	hr_libc_init();
+	if (hr_active)
+		hr_epoll_waiting(epfd);
+	if (!hr_real.epoll_pwait2) {
+		errno = ENOSYS;
+		return -1;
+	}
+	return hr_real.epoll_pwait2(epfd, ev, max, ts, mask);
+}
+
+/* poll()-family: a generation that stopped accepting must not see its
+ * listeners become readable; they are hidden for the call (a negative fd is
+ * ignored by poll and gets revents 0). */
+static int hr_poll_common(struct pollfd *fds, nfds_t n, const struct timespec *ts, int timeout,
+			  const sigset_t *mask, int is_ppoll)
+{
+	hr_libc_init();
+	int listeners = 0;
+	if (hr_active && n <= 65536)
+		for (nfds_t i = 0; i < n; i++)
+			listeners += hr_fd_kind(hr_fd_get(fds[i].fd)) == HR_FD_LISTENER;
+	if (!listeners || hr_gen_accepting()) {
+		if (listeners) {
+			hr_ready_note_waiting();
+			hr_agent_ensure_worker();
+		}
+		return is_ppoll ? hr_real.ppoll(fds, n, ts, mask) : hr_real.poll(fds, n, timeout);
+	}
+	unsigned char hidden[n];
+	for (nfds_t i = 0; i < n; i++) {
+		hidden[i] = hr_fd_kind(hr_fd_get(fds[i].fd)) == HR_FD_LISTENER;
+		if (hidden[i])
+			fds[i].fd = ~fds[i].fd;
+	}
+	int r = is_ppoll ? hr_real.ppoll(fds, n, ts, mask) : hr_real.poll(fds, n, timeout);
+	for (nfds_t i = 0; i < n; i++)
+		if (hidden[i])
+			fds[i].fd = ~fds[i].fd;
+	return r;
+}
+
+HR_EXPORT int poll(struct pollfd *fds, nfds_t n, int timeout)
+{
+	return hr_poll_common(fds, n, NULL, timeout, NULL, 0);
+}
+
+HR_EXPORT int __poll_chk(struct pollfd *fds, nfds_t n, int timeout, size_t fdslen)
+{
+	(void)fdslen;
+	return hr_poll_common(fds, n, NULL, timeout, NULL, 0);
+}
+
+HR_EXPORT int ppoll(struct pollfd *fds, nfds_t n, const struct timespec *ts, const sigset_t *mask)
+{
+	return hr_poll_common(fds, n, ts, 0, mask, 1);
+}
+
+HR_EXPORT int __ppoll_chk(struct pollfd *fds, nfds_t n, const struct timespec *ts,
+			  const sigset_t *mask, size_t fdslen)
+{
+	(void)fdslen;
+	return hr_poll_common(fds, n, ts, 0, mask, 1);
+}
+
+/* select()-family: listener bits are cleared from the read set when the
+ * generation stopped accepting (the result then says "not ready"). */
+static void hr_select_prepare(int nfds, fd_set *rfds)
+{
+	if (!hr_active || !rfds)
+		return;
+	int listeners = 0, accepting = hr_gen_accepting();
+	for (int fd = 0; fd < nfds && fd < FD_SETSIZE; fd++)
+		if (FD_ISSET(fd, rfds) && hr_fd_kind(hr_fd_get(fd)) == HR_FD_LISTENER) {
+			listeners++;
+			if (!accepting)
+				FD_CLR(fd, rfds);
+		}
+	if (listeners && accepting) {
+		hr_ready_note_waiting();
+		hr_agent_ensure_worker();
+	}
+}
+
+HR_EXPORT int select(int nfds, fd_set *r, fd_set *w, fd_set *e, struct timeval *tv)
+{
+	hr_libc_init();
+	hr_select_prepare(nfds, r);
+	return hr_real.select(nfds, r, w, e, tv);
+}
+
+HR_EXPORT int pselect(int nfds, fd_set *r, fd_set *w, fd_set *e, const struct timespec *ts,
+		      const sigset_t *mask)
+{
+	hr_libc_init();
+	hr_select_prepare(nfds, r);
+	return hr_real.pselect(nfds, r, w, e, ts, mask);
+}
+
+HR_EXPORT int sigaction(int sig, const struct sigaction *act, struct sigaction *old)
+{
+	hr_libc_init();
+	int r;
+	if (hr_active && hr_signals_sigaction(sig, act, old, &r))
+		return r;
+	return hr_real.sigaction(sig, act, old);
+}
+
+/* signal() and friends are sigaction() with fixed flags; glibc implements
+ * them with an internal call we would not see. */
+static sighandler_t hr_signal_with(int sig, sighandler_t handler, int flags)
+{
+	struct sigaction act, old;
+	memset(&act, 0, sizeof act);
+	act.sa_handler = handler;
+	act.sa_flags = flags;
+	sigemptyset(&act.sa_mask);
+	if (!(flags & SA_NODEFER) && sig > 0 && sig < _NSIG)
+		sigaddset(&act.sa_mask, sig);
+	return sigaction(sig, &act, &old) < 0 ? SIG_ERR : old.sa_handler;
+}
+
+HR_EXPORT sighandler_t signal(int sig, sighandler_t handler)
+{
+	return hr_signal_with(sig, handler, SA_RESTART);
+}
+
+HR_EXPORT sighandler_t bsd_signal(int sig, sighandler_t handler)
+{
+	return hr_signal_with(sig, handler, SA_RESTART);
+}
+
+HR_EXPORT sighandler_t sysv_signal(int sig, sighandler_t handler)
+{
+	return hr_signal_with(sig, handler, SA_RESETHAND | SA_NODEFER);
+}
+
+HR_EXPORT int unlink(const char *path)
+{
+	hr_libc_init();
+	if (hr_active && hr_drain_keeps_path(AT_FDCWD, path))
+		return 0;
+	return hr_real.unlink(path);
+}
+
+HR_EXPORT int unlinkat(int dirfd, const char *path, int flags)
+{
+	hr_libc_init();
+	if (hr_active && !(flags & AT_REMOVEDIR) && hr_drain_keeps_path(dirfd, path))
+		return 0;
+	return hr_real.unlinkat(dirfd, path, flags);
+}
+
+HR_EXPORT int remove(const char *path)
+{
+	hr_libc_init();
+	if (hr_active && hr_drain_keeps_path(AT_FDCWD, path))
+		return 0;
+	return hr_real.remove(path);
+}
+
+/* Runtimes (libuv) issue some calls through syscall(): route those to the
+ * hooks above so the fd state stays true. */
+HR_EXPORT long syscall(long number, ...)
+{
+	va_list ap;
+	va_start(ap, number);
+	long a1 = va_arg(ap, long), a2 = va_arg(ap, long), a3 = va_arg(ap, long);
+	long a4 = va_arg(ap, long), a5 = va_arg(ap, long), a6 = va_arg(ap, long);
+	va_end(ap);
+	hr_libc_init();
+	if (hr_active) {
+		switch (number) {
+		case SYS_close:
+			return close((int)a1);
+		case SYS_accept:
+			return accept((int)a1, (struct sockaddr *)a2, (socklen_t *)a3);
+		case SYS_accept4:
+			return accept4((int)a1, (struct sockaddr *)a2, (socklen_t *)a3, (int)a4);
+		case SYS_epoll_ctl:
+			return epoll_ctl((int)a1, (int)a2, (int)a3, (struct epoll_event *)a4);
+		case SYS_epoll_wait:
+			return epoll_wait((int)a1, (struct epoll_event *)a2, (int)a3, (int)a4);
+		case SYS_epoll_pwait:
+			return epoll_pwait((int)a1, (struct epoll_event *)a2, (int)a3, (int)a4,
+					   (const sigset_t *)a5);
+		case SYS_close_range:
+			return close_range((unsigned)a1, (unsigned)a2, (int)a3);
+		case SYS_dup:
+			return dup((int)a1);
+		case SYS_dup2:
+			return dup2((int)a1, (int)a2);
+		case SYS_dup3:
+			return dup3((int)a1, (int)a2, (int)a3);
+		case SYS_shutdown:
+			return shutdown((int)a1, (int)a2);
+		case SYS_listen:
+			return listen((int)a1, (int)a2);
+		case SYS_bind:
+			return bind((int)a1, (const struct sockaddr *)a2, (socklen_t)a3);
+		default:
+			break;
+		}
+	}
+	return hr_real.syscall(number, a1, a2, a3, a4, a5, a6);
+}
+
+HR_EXPORT pid_t fork(void)
+{
+	hr_libc_init();
+	/* A process that holds listeners and forks may be a daemonizing
+	 * server's future owner: its agent watches for the hand-off. */
+	if (hr_active && hr_holds_listeners && !hr_is_owner())
+		hr_agent_ensure_worker();
+	return hr_real.fork();
+}
+
+HR_EXPORT void exit(int status)
+{
+	hr_libc_init();
+	if (hr_active)
+		hr_gen_note_exit();
+	hr_real.exit(status);
+}
+
+HR_EXPORT void _exit(int status)
+{
+	hr_libc_init();
+	if (hr_active)
+		hr_gen_note_exit();
+	hr_real._exit(status);
+}
+
+HR_EXPORT void _Exit(int status)
+{
+	_exit(status);
+}

@@ -1,0 +1,347 @@
+#include "inherit.h"
+
+#include "config.h"
+#include "fdtable.h"
+#include "libc.h"
+#include "listeners.h"
+#include "log.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+struct hr_inherited {
+	int fd; /* LISTEN_FDS number until claimed, then the app's fd */
+	int claimed;
+	int family;
+	struct sockaddr_storage addr;
+	socklen_t addrlen;
+	unsigned long ino;
+	char name[HR_NAME_MAX];
+};
+
+static struct hr_inherited *hr_inh;
+static int hr_ninh;
+static pthread_mutex_t hr_inh_lock = PTHREAD_MUTEX_INITIALIZER;
+
+void hr_inherit_lock(void)
+{
+	pthread_mutex_lock(&hr_inh_lock);
+}
+
+void hr_inherit_unlock(void)
+{
+	pthread_mutex_unlock(&hr_inh_lock);
+}
+
+int hr_listen_env_parse(const char *fds, const char *pid, const char *names, pid_t self,
+			long *count, char *err, size_t errlen)
+{
+	char why[128];
+	long n, want_pid;
+	if (!fds)
+		return 0;
+	if (!pid) {
+		snprintf(err, errlen, "LISTEN_FDS is set without LISTEN_PID: ignored");
+		return -1;
+	}
+	if (hr_parse_long(pid, 1, 0x7fffffffL, &want_pid, why, sizeof why)) {
+		snprintf(err, errlen, "LISTEN_PID: %s: ignored", why);
+		return -1;
+	}
+	if (want_pid != (long)self) {
+		snprintf(err, errlen, "LISTEN_PID=%ld is not this process (%ld): ignored", want_pid,
+			 (long)self);
+		return -1;
+	}
+	if (hr_parse_long(fds, 0, HR_MAX_INHERITED, &n, why, sizeof why)) {
+		snprintf(err, errlen, "LISTEN_FDS: %s: ignored", why);
+		return -1;
+	}
+	if (names) {
+		long parts = 1;
+		for (const char *p = names; *p; p++)
+			parts += *p == ':';
+		if (parts != n) {
+			snprintf(err, errlen,
+				 "LISTEN_FDNAMES has %ld names for LISTEN_FDS=%ld: ignored", parts, n);
+			return -1;
+		}
+	}
+	*count = n;
+	return 1;
+}
+
+void hr_listen_name(const char *names, long i, char *out, size_t outlen)
+{
+	const char *p = names;
+	snprintf(out, outlen, "unknown");
+	if (!p)
+		return;
+	for (long k = 0; k < i && p; k++) {
+		p = strchr(p, ':');
+		if (p)
+			p++;
+	}
+	if (!p)
+		return;
+	size_t len = strcspn(p, ":");
+	if (len == 0 || len >= outlen)
+		return;
+	memcpy(out, p, len);
+	out[len] = '\0';
+}
+
+int hr_inherit_check_fd(int fd, char *err, size_t errlen)
+{
+	struct stat st;
+	int v = 0;
+	socklen_t len = sizeof v;
+	if (fstat(fd, &st) < 0) {
+		snprintf(err, errlen, "fd %d is not open", fd);
+		return -1;
+	}
+	if (!S_ISSOCK(st.st_mode)) {
+		snprintf(err, errlen, "fd %d is not a socket", fd);
+		return -1;
+	}
+	if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &v, &len) < 0 || v != SOCK_STREAM) {
+		snprintf(err, errlen, "fd %d is not a stream socket", fd);
+		return -1;
+	}
+	len = sizeof v;
+	if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &v, &len) < 0 ||
+	    (v != AF_INET && v != AF_INET6 && v != AF_UNIX)) {
+		snprintf(err, errlen, "fd %d is not an IPv4, IPv6 or UNIX socket", fd);
+		return -1;
+	}
+	len = sizeof v;
+	if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &v, &len) < 0 || !v) {
+		snprintf(err, errlen, "fd %d is not listening", fd);
+		return -1;
+	}
+	return 0;
+}
+
+int hr_inherit_load(void)
+{
+	char err[256];
+	long n;
+	const char *names = getenv("LISTEN_FDNAMES");
+	int r = hr_listen_env_parse(getenv("LISTEN_FDS"), getenv("LISTEN_PID"), names, getpid(),
+				    &n, err, sizeof err);
+	if (r < 0)
+		hr_error("%s", err);
+	if (r <= 0 || n <= 0 || n > HR_MAX_INHERITED)
+		return 0;
+	for (long i = 0; i < n; i++)
+		if (hr_inherit_check_fd(HR_LISTEN_FDS_START + (int)i, err, sizeof err)) {
+			hr_error("LISTEN_FDS: %s: inherited sockets ignored", err);
+			return 0;
+		}
+	hr_inh = calloc((size_t)n, sizeof *hr_inh);
+	if (!hr_inh) {
+		hr_error("LISTEN_FDS: out of memory: inherited sockets ignored");
+		return 0;
+	}
+	for (long i = 0; i < n; i++) {
+		struct hr_inherited *h = &hr_inh[i];
+		struct stat st;
+		h->fd = HR_LISTEN_FDS_START + (int)i;
+		h->addrlen = sizeof h->addr;
+		getsockname(h->fd, (struct sockaddr *)&h->addr, &h->addrlen);
+		h->family = h->addr.ss_family;
+		h->ino = fstat(h->fd, &st) == 0 ? (unsigned long)st.st_ino : 0;
+		hr_listen_name(names, i, h->name, sizeof h->name);
+		/* Shim-owned until the app claims it: closefrom() loops and
+		 * close() of unknown fds must not take it away. */
+		hr_fd_set(h->fd, HR_FD_SHIM);
+	}
+	hr_ninh = (int)n;
+	return hr_ninh;
+}
+
+static int hr_is_wildcard(const struct sockaddr *sa)
+{
+	if (sa->sa_family == AF_INET)
+		return ((const struct sockaddr_in *)sa)->sin_addr.s_addr == htonl(INADDR_ANY);
+	if (sa->sa_family == AF_INET6)
+		return IN6_IS_ADDR_UNSPECIFIED(&((const struct sockaddr_in6 *)sa)->sin6_addr);
+	return 0;
+}
+
+int hr_addr_match(const struct sockaddr *want, socklen_t wantlen, const struct sockaddr *have,
+		  socklen_t havelen)
+{
+	if (want->sa_family != have->sa_family)
+		return 0;
+	if (want->sa_family == AF_UNIX) {
+		const struct sockaddr_un *w = (const void *)want, *h = (const void *)have;
+		size_t off = offsetof(struct sockaddr_un, sun_path);
+		if (wantlen <= off || havelen <= off)
+			return 0;
+		size_t wl = wantlen - off, hl = havelen - off;
+		if (w->sun_path[0]) { /* path: compare as C strings */
+			wl = strnlen(w->sun_path, wl);
+			hl = strnlen(h->sun_path, hl);
+		}
+		return wl == hl && memcmp(w->sun_path, h->sun_path, wl) == 0 ? 2 : 0;
+	}
+	in_port_t wport, hport;
+	int same_addr;
+	if (want->sa_family == AF_INET) {
+		const struct sockaddr_in *w = (const void *)want, *h = (const void *)have;
+		if (wantlen < sizeof *w || havelen < sizeof *h)
+			return 0;
+		wport = w->sin_port;
+		hport = h->sin_port;
+		same_addr = w->sin_addr.s_addr == h->sin_addr.s_addr;
+	} else if (want->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *w = (const void *)want, *h = (const void *)have;
+		if (wantlen < sizeof *w || havelen < sizeof *h)
+			return 0;
+		wport = w->sin6_port;
+		hport = h->sin6_port;
+		same_addr = memcmp(&w->sin6_addr, &h->sin6_addr, sizeof w->sin6_addr) == 0;
+	} else {
+		return 0;
+	}
+	if (same_addr && wport == hport)
+		return 2;
+	/* Port 0 asks for any port: the predecessor's choice is the one clients
+	 * know. A wildcard on either side covers a specific address, as when
+	 * systemd's .socket names 127.0.0.1 and the app binds 0.0.0.0. */
+	int port_ok = wport == hport || wport == 0;
+	if (port_ok && (same_addr || hr_is_wildcard(want) || hr_is_wildcard(have)))
+		return 1;
+	return 0;
+}
+
+/* Moves inherited listener h onto the app's fd number, keeping the app's
+ * close-on-exec and O_NONBLOCK choices. Called with the lock held. */
+static int hr_inherit_take(struct hr_inherited *h, int app_fd)
+{
+	int fdflags = hr_real.fcntl(app_fd, F_GETFD);
+	int flflags = hr_real.fcntl(app_fd, F_GETFL);
+	if (fdflags < 0 || flflags < 0)
+		return -1;
+	if (hr_real.dup3(h->fd, app_fd, (fdflags & FD_CLOEXEC) ? O_CLOEXEC : 0) < 0) {
+		hr_warn("cannot hand inherited listener fd %d to fd %d: %s", h->fd, app_fd,
+			strerror(errno));
+		return -1;
+	}
+	hr_fd_set(h->fd, HR_FD_NONE);
+	hr_real.close(h->fd);
+	h->fd = app_fd;
+	h->claimed = 1;
+	hr_listener_adopt(app_fd, (flflags & O_NONBLOCK) != 0, 1);
+	return 0;
+}
+
+int hr_inherit_bind(int app_fd, const struct sockaddr *addr, socklen_t len)
+{
+	if (!hr_ninh || !addr || len < sizeof(sa_family_t))
+		return 0;
+	int type = 0, domain = 0;
+	socklen_t optlen = sizeof type;
+	if (getsockopt(app_fd, SOL_SOCKET, SO_TYPE, &type, &optlen) < 0 || type != SOCK_STREAM)
+		return 0;
+	optlen = sizeof domain;
+	if (getsockopt(app_fd, SOL_SOCKET, SO_DOMAIN, &domain, &optlen) < 0 ||
+	    domain != addr->sa_family)
+		return 0;
+	int claimed = 0;
+	hr_inherit_lock();
+	struct hr_inherited *best = NULL;
+	int best_score = 0;
+	for (int i = 0; i < hr_ninh; i++) {
+		struct hr_inherited *h = &hr_inh[i];
+		if (h->claimed)
+			continue;
+		int score = hr_addr_match(addr, len, (struct sockaddr *)&h->addr, h->addrlen);
+		if (score > best_score) {
+			best = &hr_inh[i];
+			best_score = score;
+		}
+	}
+	if (best && hr_inherit_take(best, app_fd) == 0)
+		claimed = 1;
+	hr_inherit_unlock();
+	if (claimed)
+		hr_debug("bind on fd %d gets inherited listener '%s'", app_fd, best->name);
+	return claimed;
+}
+
+void hr_inherit_claim_in_place(int fd)
+{
+	int found = 0;
+	hr_inherit_lock();
+	for (int i = 0; i < hr_ninh; i++)
+		if (!hr_inh[i].claimed && hr_inh[i].fd == fd) {
+			hr_inh[i].claimed = 1;
+			found = 1;
+		}
+	hr_inherit_unlock();
+	if (found) {
+		int fl = hr_real.fcntl(fd, F_GETFL);
+		hr_listener_adopt(fd, fl >= 0 && (fl & O_NONBLOCK), 1);
+	}
+}
+
+int hr_inherit_unclaimed(void)
+{
+	int n = 0;
+	hr_inherit_lock();
+	for (int i = 0; i < hr_ninh; i++)
+		n += !hr_inh[i].claimed && hr_inh[i].fd >= 0;
+	hr_inherit_unlock();
+	return n;
+}
+
+void hr_inherit_close_unclaimed(void)
+{
+	hr_inherit_lock();
+	for (int i = 0; i < hr_ninh; i++) {
+		struct hr_inherited *h = &hr_inh[i];
+		if (h->claimed || h->fd < 0)
+			continue;
+		hr_info("closing inherited listener '%s' (fd %d): the new version does not use it",
+			h->name, h->fd);
+		hr_fd_set(h->fd, HR_FD_NONE);
+		hr_real.close(h->fd);
+		h->fd = -1;
+	}
+	hr_inherit_unlock();
+}
+
+const char *hr_inherit_name(unsigned long ino)
+{
+	for (int i = 0; i < hr_ninh; i++)
+		if (hr_inh[i].ino == ino && ino)
+			return hr_inh[i].name;
+	return "unknown";
+}
+
+int hr_inherit_holds_path(const char *path)
+{
+	int held = 0;
+	if (!hr_ninh || !path)
+		return 0;
+	hr_inherit_lock();
+	for (int i = 0; i < hr_ninh; i++) {
+		struct hr_inherited *h = &hr_inh[i];
+		const struct sockaddr_un *un = (const void *)&h->addr;
+		if (!h->claimed && h->fd >= 0 && h->family == AF_UNIX && un->sun_path[0] &&
+		    strcmp(un->sun_path, path) == 0)
+			held = 1;
+	}
+	hr_inherit_unlock();
+	return held;
+}

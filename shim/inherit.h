@@ -1,0 +1,55 @@
+/* Listeners inherited through systemd's LISTEN_FDS protocol, and how the
+ * app's own socket()+bind() gets one of them instead of a new socket. */
+#ifndef HR_INHERIT_H
+#define HR_INHERIT_H
+
+#include <stddef.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+
+#define HR_LISTEN_FDS_START 3
+#define HR_MAX_INHERITED 1024
+#define HR_NAME_MAX 256
+
+/* Parses LISTEN_FDS / LISTEN_PID / LISTEN_FDNAMES (any may be NULL).
+ * Returns 1 with *count set when they are meant for pid self, 0 when absent,
+ * -1 with a reason when present but unusable. */
+int hr_listen_env_parse(const char *fds, const char *pid, const char *names, pid_t self,
+			long *count, char *err, size_t errlen);
+
+/* Copies the i-th colon-separated name (or "unknown" when names is NULL). */
+void hr_listen_name(const char *names, long i, char *out, size_t outlen);
+
+/* Checks that fd is a listening stream socket we can hand over. */
+int hr_inherit_check_fd(int fd, char *err, size_t errlen);
+
+/* Reads the environment and adopts valid inherited listeners; on any
+ * problem logs one line and adopts none. Returns the number adopted. */
+int hr_inherit_load(void);
+
+/* Gives the app's socket app_fd the inherited listener its bind() asks for.
+ * Returns 1 when bind must report success without binding, 0 when no
+ * inherited listener matches. */
+int hr_inherit_bind(int app_fd, const struct sockaddr *addr, socklen_t len);
+
+/* The app uses an inherited fd directly (it read LISTEN_FDS itself). */
+void hr_inherit_claim_in_place(int fd);
+
+int hr_inherit_unclaimed(void);
+void hr_inherit_close_unclaimed(void);
+/* Name of the inherited listener with this socket inode, or "unknown". */
+const char *hr_inherit_name(unsigned long ino);
+/* Whether path names an inherited AF_UNIX listener the app has not yet
+ * claimed: its start-up unlink(path) must not delete the live socket. */
+int hr_inherit_holds_path(const char *path);
+
+/* Address matching, exposed for unit tests: 2 exact, 1 wildcard/port-0
+ * match, 0 no match. */
+int hr_addr_match(const struct sockaddr *want, socklen_t wantlen, const struct sockaddr *have,
+		  socklen_t havelen);
+
+/* Lock for fork safety (pthread_atfork). */
+void hr_inherit_lock(void);
+void hr_inherit_unlock(void);
+
+#endif

@@ -1,0 +1,80 @@
+#include "libc.h"
+
+#include <dlfcn.h>
+#include <pthread.h>
+#include <string.h>
+#include <unistd.h>
+
+struct hr_libc hr_real;
+static pthread_once_t hr_libc_once = PTHREAD_ONCE_INIT;
+
+/* Report with write(2) only: stdio may not be usable this early. */
+static void hr_libc_fail(const char *name, const char *why)
+{
+	const char *parts[] = { "hotrestart: cannot bind libc symbol ", name, ": ", why, "\n" };
+	for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++) {
+		ssize_t ignored = write(2, parts[i], strlen(parts[i]));
+		(void)ignored;
+	}
+}
+
+/* Optional symbols (close_range, closefrom, epoll_pwait2) may be missing in
+ * older glibc; mandatory ones missing means we cannot forward calls at all. */
+static void *hr_bind(const char *name, int mandatory)
+{
+	void *p = dlsym(RTLD_NEXT, name);
+	Dl_info found, self;
+	if (p && dladdr(p, &found) && dladdr((void *)hr_libc_init, &self) &&
+	    found.dli_fbase == self.dli_fbase) {
+		hr_libc_fail(name, "RTLD_NEXT resolved to the shim itself");
+		_exit(127);
+	}
+	if (!p && mandatory) {
+		hr_libc_fail(name, "missing");
+		_exit(127);
+	}
+	return p;
+}
+
+#define BIND(field, mandatory) (*(void **)&hr_real.field = hr_bind(#field, (mandatory)))
+
+static void hr_libc_bind_all(void)
+{
+	BIND(socket, 1);
+	BIND(bind, 1);
+	BIND(listen, 1);
+	BIND(accept, 1);
+	BIND(accept4, 1);
+	BIND(close, 1);
+	BIND(close_range, 0);
+	BIND(closefrom, 0);
+	BIND(shutdown, 1);
+	BIND(dup, 1);
+	BIND(dup2, 1);
+	BIND(dup3, 1);
+	BIND(fcntl, 1);
+	BIND(ioctl, 1);
+	BIND(epoll_create, 1);
+	BIND(epoll_create1, 1);
+	BIND(epoll_ctl, 1);
+	BIND(epoll_wait, 1);
+	BIND(epoll_pwait, 1);
+	BIND(epoll_pwait2, 0);
+	BIND(poll, 1);
+	BIND(ppoll, 1);
+	BIND(select, 1);
+	BIND(pselect, 1);
+	BIND(sigaction, 1);
+	BIND(unlink, 1);
+	BIND(unlinkat, 1);
+	BIND(remove, 1);
+	BIND(syscall, 1);
+	BIND(fork, 1);
+	BIND(exit, 1);
+	BIND(_exit, 1);
+}
+
+void hr_libc_init(void)
+{
+	pthread_once(&hr_libc_once, hr_libc_bind_all);
+}

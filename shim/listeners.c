@@ -1,0 +1,213 @@
+#include "listeners.h"
+
+#include "agent.h"
+#include "drain.h"
+#include "fdtable.h"
+#include "gen.h"
+#include "inherit.h"
+#include "libc.h"
+#include "log.h"
+#include "ready.h"
+#include "signals.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+
+void hr_listener_adopt(int fd, int app_nonblock, int inherited)
+{
+	hr_fd_set(fd, HR_FD_LISTENER | (app_nonblock ? HR_FD_NONBLOCK : 0));
+	hr_holds_listeners = 1;
+	/* The first process of the generation to hold a listener owns it: it
+	 * takes the restart signal and answers the control socket. */
+	pid_t none = 0;
+	if (hr_gen && atomic_compare_exchange_strong(&hr_gen->owner, &none, hr_self))
+		hr_debug("process %d owns the listeners", (int)hr_self);
+	if (hr_is_owner())
+		hr_agent_start_owner();
+	if (inherited)
+		hr_ready_note_claim();
+}
+
+void hr_listener_on_listen(int fd)
+{
+	uint32_t st = hr_fd_get(fd);
+	if (hr_fd_kind(st) == HR_FD_LISTENER)
+		return; /* inherited and already claimed at bind() */
+	if (hr_fd_kind(st) == HR_FD_SHIM) {
+		hr_inherit_claim_in_place(fd);
+		return;
+	}
+	int type = 0, domain = 0;
+	socklen_t len = sizeof type;
+	if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) < 0 || type != SOCK_STREAM)
+		return;
+	len = sizeof domain;
+	if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) < 0 ||
+	    (domain != AF_INET && domain != AF_INET6 && domain != AF_UNIX))
+		return;
+	int fl = hr_real.fcntl(fd, F_GETFL);
+	hr_listener_adopt(fd, fl >= 0 && (fl & O_NONBLOCK), 0);
+}
+
+/* Waits until fd is readable or the generation stops accepting, for an app
+ * that believes the listener blocks while another process made the shared
+ * description non-blocking. Returns -1 with EINTR when the app must see it. */
+static int hr_wait_acceptable(int fd)
+{
+	struct pollfd p[2] = { { .fd = fd, .events = POLLIN },
+			       { .fd = hr_gen ? atomic_load(&hr_gen->wake_fd) : -1,
+				 .events = POLLIN } };
+	for (;;) {
+		int r = hr_real.poll(p, p[1].fd >= 0 ? 2 : 1, -1);
+		if (r >= 0)
+			return 0;
+		if (errno != EINTR)
+			return -1;
+		if (!hr_gen_accepting() || !hr_app_restarts_syscalls())
+			return -1;
+	}
+}
+
+int hr_listener_accept(int fd, uint32_t state, struct sockaddr *addr, socklen_t *len, int flags)
+{
+	int nonblock = (state & HR_FD_NONBLOCK) != 0;
+	hr_ready_note_waiting();
+	hr_agent_ensure_worker();
+	for (;;) {
+		if (!hr_gen_accepting()) {
+			if (nonblock) {
+				errno = EAGAIN;
+				return -1;
+			}
+			if (hr_park() < 0)
+				return -1;
+			continue;
+		}
+		if (!nonblock)
+			hr_accept_enter();
+		int r = hr_real.accept4(fd, addr, len, flags);
+		int err = errno;
+		if (!nonblock)
+			hr_accept_leave();
+		if (r >= 0) {
+			hr_fd_set(r, HR_FD_CONN);
+			return r;
+		}
+		if (!nonblock && (err == EAGAIN || err == EWOULDBLOCK)) {
+			if (hr_wait_acceptable(fd) < 0)
+				return -1;
+			continue;
+		}
+		/* Our wake signal interrupted a blocked accept: go park. */
+		if (err == EINTR && !hr_gen_accepting())
+			continue;
+		errno = err;
+		return -1;
+	}
+}
+
+int hr_listener_setfl(int fd, int flags)
+{
+	hr_listener_set_nonblock_view(fd, (flags & O_NONBLOCK) != 0);
+	int real = hr_real.fcntl(fd, F_GETFL);
+	if (real >= 0 && (real & O_NONBLOCK))
+		flags |= O_NONBLOCK;
+	return flags;
+}
+
+void hr_listener_set_nonblock_view(int fd, int nonblock)
+{
+	uint32_t st = hr_fd_get(fd);
+	if (hr_fd_kind(st) != HR_FD_LISTENER)
+		return;
+	hr_fd_set(fd, nonblock ? (st | HR_FD_NONBLOCK) : (st & ~HR_FD_NONBLOCK));
+}
+
+int hr_listener_getfl(int fd, int real_flags)
+{
+	if (real_flags < 0)
+		return real_flags;
+	return (hr_fd_get(fd) & HR_FD_NONBLOCK) ? (real_flags | O_NONBLOCK)
+						: (real_flags & ~O_NONBLOCK);
+}
+
+void hr_format_sockaddr(const struct sockaddr *sa, socklen_t len, char *out, size_t outlen)
+{
+	char host[INET6_ADDRSTRLEN];
+	if (sa->sa_family == AF_INET) {
+		const struct sockaddr_in *in = (const void *)sa;
+		inet_ntop(AF_INET, &in->sin_addr, host, sizeof host);
+		snprintf(out, outlen, "%s:%u", host, ntohs(in->sin_port));
+	} else if (sa->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *in6 = (const void *)sa;
+		inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof host);
+		snprintf(out, outlen, "[%s]:%u", host, ntohs(in6->sin6_port));
+	} else if (sa->sa_family == AF_UNIX) {
+		const struct sockaddr_un *un = (const void *)sa;
+		size_t off = offsetof(struct sockaddr_un, sun_path);
+		size_t n = len > off ? len - off : 0;
+		if (n && un->sun_path[0] == '\0')
+			snprintf(out, outlen, "@%.*s", (int)(n - 1), un->sun_path + 1);
+		else
+			snprintf(out, outlen, "%.*s", (int)strnlen(un->sun_path, n), un->sun_path);
+	} else {
+		snprintf(out, outlen, "family %d", sa->sa_family);
+	}
+}
+
+int hr_listeners_collect(struct hr_listener_info *out, int max)
+{
+	int n = 0;
+	int top = atomic_load(&hr_fds_hiwater);
+	for (int fd = 0; fd <= top && n < max; fd++) {
+		if (hr_fd_kind(hr_fd_get(fd)) != HR_FD_LISTENER)
+			continue;
+		struct stat st;
+		if (fstat(fd, &st) < 0 || !S_ISSOCK(st.st_mode))
+			continue;
+		int dup = 0;
+		for (int i = 0; i < n; i++)
+			dup |= out[i].ino == (unsigned long)st.st_ino;
+		if (dup)
+			continue; /* a dup() of a listener we already have */
+		struct sockaddr_storage ss;
+		socklen_t len = sizeof ss;
+		if (getsockname(fd, (struct sockaddr *)&ss, &len) < 0)
+			continue;
+		out[n].fd = fd;
+		out[n].ino = (unsigned long)st.st_ino;
+		out[n].name = hr_inherit_name(out[n].ino);
+		hr_format_sockaddr((struct sockaddr *)&ss, len, out[n].address,
+				   sizeof out[n].address);
+		n++;
+	}
+	return n;
+}
+
+void hr_listeners_stop_local(void)
+{
+	int top = atomic_load(&hr_fds_hiwater);
+	for (int ep = 0; ep <= top; ep++) {
+		if (hr_fd_kind(hr_fd_get(ep)) != HR_FD_EPOLL)
+			continue;
+		for (int fd = 0; fd <= top; fd++)
+			if (hr_fd_kind(hr_fd_get(fd)) == HR_FD_LISTENER)
+				hr_real.epoll_ctl(ep, EPOLL_CTL_DEL, fd, NULL);
+	}
+	hr_accept_wake_all();
+}
+
+void hr_listeners_shut(void)
+{
+	int top = atomic_load(&hr_fds_hiwater);
+	for (int fd = 0; fd <= top; fd++)
+		if (hr_fd_kind(hr_fd_get(fd)) == HR_FD_LISTENER)
+			hr_real.shutdown(fd, SHUT_RDWR);
+}

@@ -1,0 +1,50 @@
+/* Listening sockets the app uses: adoption at listen()/claim, the app's
+ * private view of O_NONBLOCK, accept(), and stopping accepting. */
+#ifndef HR_LISTENERS_H
+#define HR_LISTENERS_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#define HR_MAX_LISTENERS 1024
+
+/* Marks fd as a listener of this process. inherited: it came from the
+ * predecessor (or systemd). */
+void hr_listener_adopt(int fd, int app_nonblock, int inherited);
+
+/* After the app's successful listen() on fd. */
+void hr_listener_on_listen(int fd);
+
+/* accept()/accept4() on a listener: blocks (in the app's view) by the app's
+ * own O_NONBLOCK setting, and never hands out a connection once the
+ * generation stopped accepting. */
+int hr_listener_accept(int fd, uint32_t state, struct sockaddr *addr, socklen_t *len, int flags);
+
+/* F_SETFL / FIONBIO on a listener: records the app's view and returns the
+ * flags to apply to the shared open file description, which keeps
+ * O_NONBLOCK once any process needs it. */
+int hr_listener_setfl(int fd, int flags);
+void hr_listener_set_nonblock_view(int fd, int nonblock);
+int hr_listener_getfl(int fd, int real_flags);
+
+struct hr_listener_info {
+	int fd;
+	unsigned long ino;
+	char address[128];
+	const char *name;
+};
+
+/* Distinct listening sockets of this process, for the successor and status. */
+int hr_listeners_collect(struct hr_listener_info *out, int max);
+
+/* Stops this process accepting: removes listeners from its epoll sets and
+ * wakes threads blocked in accept(). */
+void hr_listeners_stop_local(void);
+
+/* Refuses new connections on every listener (graceful stop, no successor). */
+void hr_listeners_shut(void);
+
+void hr_format_sockaddr(const struct sockaddr *sa, socklen_t len, char *out, size_t outlen);
+
+#endif

@@ -1,0 +1,37 @@
+#include "ready.h"
+
+#include "agent.h"
+#include "gen.h"
+
+#include <time.h>
+
+_Atomic int hr_ready_pending;
+static _Atomic long long hr_last_claim_ms;
+
+static long long hr_now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void hr_ready_waiting_slow(void)
+{
+	if (!hr_gen || atomic_load(&hr_gen->ready_done)) {
+		atomic_store(&hr_ready_pending, 0);
+		return;
+	}
+	if (!atomic_exchange(&hr_gen->app_waiting, 1))
+		hr_agent_poke();
+}
+
+void hr_ready_note_claim(void)
+{
+	atomic_store(&hr_last_claim_ms, hr_now_ms());
+	hr_agent_poke();
+}
+
+long long hr_ready_last_claim_ms(void)
+{
+	return atomic_load(&hr_last_claim_ms);
+}

@@ -1,0 +1,26 @@
+/* Readiness of a generation: it has taken its listeners and the app waits
+ * for connections. Hooks report the app's waits here. */
+#ifndef HR_READY_H
+#define HR_READY_H
+
+#include <stdatomic.h>
+
+/* Set until this generation reported readiness; hooks test it first so the
+ * steady state costs one relaxed load. */
+extern _Atomic int hr_ready_pending;
+
+void hr_ready_waiting_slow(void);
+
+static inline void hr_ready_note_waiting(void)
+{
+	if (atomic_load_explicit(&hr_ready_pending, memory_order_relaxed))
+		hr_ready_waiting_slow();
+}
+
+/* An inherited listener was claimed (restarts the settle delay). */
+void hr_ready_note_claim(void);
+
+/* Milliseconds on CLOCK_MONOTONIC of the last claim, 0 if none. */
+long long hr_ready_last_claim_ms(void);
+
+#endif
