@@ -11,9 +11,9 @@ BUILD ?= build
 SONAME = libhotrestart.so.0
 
 WARN = -Wall -Wextra -Werror
-BASE_CFLAGS = -std=gnu11 -D_GNU_SOURCE -g $(WARN) -pthread
+BASE_CFLAGS = -std=gnu11 -g $(WARN) -pthread
 # The shim: position independent, only the hooks visible.
-SHIM_CFLAGS = $(BASE_CFLAGS) -O2 -fPIC -fvisibility=hidden
+SHIM_CFLAGS = $(BASE_CFLAGS) -D_GNU_SOURCE -O2 -fPIC -fvisibility=hidden
 SHIM_LDFLAGS = -shared -Wl,-soname,$(SONAME) -Wl,--version-script=shim/libhotrestart.map \
 	-Wl,-z,now -Wl,-z,defs -ldl -pthread
 SAN_FLAGS = -fsanitize=address,undefined -fno-omit-frame-pointer
@@ -52,7 +52,7 @@ $(BUILD)/loadclient: tests/loadclient.c
 
 $(BUILD)/unit-tests: $(UNIT_SRC) $(CORE_SRC) $(SHIM_HDR)
 	@mkdir -p $(@D)
-	$(CC) $(BASE_CFLAGS) -O1 $(SAN_FLAGS) -Ishim -o $@ $(UNIT_SRC) $(CORE_SRC) \
+	$(CC) $(BASE_CFLAGS) -D_GNU_SOURCE -O1 $(SAN_FLAGS) -Ishim -o $@ $(UNIT_SRC) $(CORE_SRC) \
 		-lcriterion -ldl -lm
 
 deps:

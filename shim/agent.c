@@ -191,6 +191,8 @@ static void hr_on_pred_readable(void)
 
 static void hr_begin_drain(int phase)
 {
+	if (phase == HR_PHASE_DRAINING)
+		hr_drain_remember_paths();
 	atomic_store(&hr_gen->phase, phase);
 	int wake = atomic_load(&hr_gen->wake_fd);
 	if (wake >= 0)
@@ -226,7 +228,7 @@ static void hr_drain_tick(long long now)
 		return;
 	}
 	hr_drain_close_idle();
-	long conns = hr_gen_conns();
+	long conns = hr_gen_count(1);
 	if (conns == 0) {
 		hr_info("drained: no connection left; stopping the app with signal %d",
 			hr_cfg.stop_signal);

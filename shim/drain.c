@@ -145,18 +145,29 @@ void hr_drain_after_fork_child(void)
 		atomic_store(&hr_accept_slots[hr_my_slot].tid, (pid_t)hr_real.syscall(SYS_gettid));
 }
 
-static int hr_is_listener_path(const char *path)
+void hr_drain_remember_paths(void)
 {
 	int top = atomic_load(&hr_fds_hiwater);
-	for (int fd = 0; fd <= top; fd++) {
+	int n = 0;
+	for (int fd = 0; fd <= top && n < HR_GEN_PATHS; fd++) {
 		if (hr_fd_kind(hr_fd_get(fd)) != HR_FD_LISTENER)
 			continue;
 		struct sockaddr_un un;
 		socklen_t len = sizeof un;
+		memset(&un, 0, sizeof un);
 		if (getsockname(fd, (struct sockaddr *)&un, &len) == 0 && un.sun_family == AF_UNIX &&
-		    un.sun_path[0] && strcmp(un.sun_path, path) == 0)
-			return 1;
+		    un.sun_path[0])
+			memcpy(hr_gen->unix_paths[n++], un.sun_path, sizeof un.sun_path);
 	}
+	atomic_store(&hr_gen->n_unix_paths, n);
+}
+
+static int hr_is_listener_path(const char *path)
+{
+	int n = atomic_load(&hr_gen->n_unix_paths);
+	for (int i = 0; i < n; i++)
+		if (strcmp(hr_gen->unix_paths[i], path) == 0)
+			return 1;
 	return 0;
 }
 

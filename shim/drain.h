@@ -27,4 +27,6 @@ void hr_drain_after_fork_child(void);
  * inherited socket; in a generation that handed over, path is a listener's
  * socket or a file the successor changed (its pid file). */
 int hr_drain_keeps_path(int dirfd, const char *path);
+/* At handover: records the AF_UNIX listener paths the successor now owns. */
+void hr_drain_remember_paths(void);
 #endif

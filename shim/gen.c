@@ -53,8 +53,10 @@ void hr_gen_after_fork_child(void)
 	long inherited = hr_slot ? atomic_load(&hr_slot->conns) : 0;
 	hr_slot = hr_gen_claim_slot(hr_self);
 	/* The child holds copies of every connection fd of its parent. */
-	if (hr_slot)
+	if (hr_slot) {
 		atomic_store(&hr_slot->conns, inherited);
+		atomic_store(&hr_slot->accepting, 0);
+	}
 }
 
 void hr_gen_conn_add(long delta)
@@ -82,13 +84,19 @@ int hr_pid_alive(pid_t pid)
 	return !(paren && paren[1] == ' ' && (paren[2] == 'Z' || paren[2] == 'X'));
 }
 
-long hr_gen_conns(void)
+void hr_gen_accepting_add(long delta)
+{
+	if (hr_slot)
+		atomic_fetch_add_explicit(&hr_slot->accepting, delta, memory_order_acq_rel);
+}
+
+long hr_gen_count(int with_accepts)
 {
 	long total = 0;
 	for (int i = 0; i < HR_GEN_SLOTS; i++) {
 		struct hr_gen_slot *s = &hr_gen->slots[i];
 		pid_t pid = atomic_load(&s->pid);
-		long n = atomic_load(&s->conns);
+		long n = atomic_load(&s->conns) + (with_accepts ? atomic_load(&s->accepting) : 0);
 		if (pid && n > 0 && (pid == hr_self || hr_pid_alive(pid)))
 			total += n;
 	}

@@ -15,9 +15,12 @@ enum hr_phase {
 
 #define HR_GEN_SLOTS 1024
 
+#define HR_GEN_PATHS 16
+
 struct hr_gen_slot {
 	_Atomic pid_t pid;
 	_Atomic long conns;
+	_Atomic long accepting; /* accept() calls under way (not yet counted) */
 };
 
 struct hr_gen {
@@ -29,6 +32,9 @@ struct hr_gen {
 	_Atomic int notify_fd;	      /* owner agent's eventfd (same fd in forks) */
 	_Atomic int wake_fd;	      /* eventfd written once when accepting stops */
 	_Atomic long long upgrade_wall_ns; /* CLOCK_REALTIME when the successor started */
+	/* AF_UNIX listener paths at handover: the successor's, never to unlink. */
+	char unix_paths[HR_GEN_PATHS][108];
+	_Atomic int n_unix_paths;
 	struct hr_gen_slot slots[HR_GEN_SLOTS];
 };
 
@@ -57,8 +63,12 @@ static inline int hr_is_owner(void)
 }
 
 void hr_gen_conn_add(long delta);
-/* Connections held by live processes of the generation. */
-long hr_gen_conns(void);
+void hr_gen_accepting_add(long delta);
+/* Connections held by live processes of the generation; with_accepts adds
+ * the accept() calls under way, so a drain never ends between the kernel
+ * handing out a connection and the shim counting it. */
+long hr_gen_count(int with_accepts);
+#define hr_gen_conns() hr_gen_count(0)
 /* Signals every other live process of the generation. */
 void hr_gen_kill_others(int sig);
 /* From exit(): an owner leaving while running hands its listeners to a

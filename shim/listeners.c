@@ -90,16 +90,20 @@ int hr_listener_accept(int fd, uint32_t state, struct sockaddr *addr, socklen_t 
 				return -1;
 			continue;
 		}
+		/* Counted from before the call until the connection is tracked, so
+		 * a drain never ends between the two. */
+		hr_gen_accepting_add(1);
 		if (!nonblock)
 			hr_accept_enter();
 		int r = hr_real.accept4(fd, addr, len, flags);
 		int err = errno;
 		if (!nonblock)
 			hr_accept_leave();
-		if (r >= 0) {
+		if (r >= 0)
 			hr_fd_set(r, HR_FD_CONN);
+		hr_gen_accepting_add(-1);
+		if (r >= 0)
 			return r;
-		}
 		if (!nonblock && (err == EAGAIN || err == EWOULDBLOCK)) {
 			if (hr_wait_acceptable(fd) < 0)
 				return -1;

@@ -1,0 +1,291 @@
+"""Test bed for the integration tests: servers started under the shim through
+the real wrapper, the load client, and bounded waits on readiness signals
+(the pid file the shim writes once the server accepts, process exit)."""
+
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BUILD = os.path.join(ROOT, "build")
+WRAPPER = os.path.join(ROOT, "scripts", "hotrestart")
+LOADCLIENT = os.path.join(BUILD, "loadclient")
+# Every wait scales with this, for slow or sanitized runs.
+SCALE = float(os.environ.get("HOTRESTART_TEST_SCALE", "1"))
+
+
+class TestFailure(Exception):
+    pass
+
+
+def check(cond, message):
+    if not cond:
+        raise TestFailure(message)
+
+
+def server_bin(name):
+    return os.path.join(BUILD, "servers", name)
+
+
+def wait_for(predicate, timeout, what, interval=0.02):
+    """Polls predicate until true; a bounded wait on an observable state."""
+    deadline = time.monotonic() + timeout * SCALE
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise TestFailure("timed out after %.1f s waiting for %s" % (timeout * SCALE, what))
+
+
+def free_port(family=socket.AF_INET):
+    """A port that was free a moment ago, from a range we own."""
+    s = socket.socket(family, socket.SOCK_STREAM)
+    s.bind(("::1" if family == socket.AF_INET6 else "127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def pid_alive(pid):
+    """Alive and not a zombie."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            state = f.read().rsplit(")", 1)[1].split()[0]
+        return state not in ("Z", "X")
+    except (FileNotFoundError, ProcessLookupError, IndexError):
+        return False
+
+
+def read_pid(path):
+    try:
+        with open(path) as f:
+            text = f.read().strip()
+        return int(text) if text.isdigit() else None
+    except FileNotFoundError:
+        return None
+
+
+def proc_children(pid):
+    """Direct children of pid, with their state letter."""
+    out = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % entry) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        if int(fields[1]) == pid:
+            out.append((int(entry), fields[0]))
+    return out
+
+
+def count_fds(pid):
+    return len(os.listdir("/proc/%d/fd" % pid))
+
+
+def proc_status(pid, key):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith(key + ":"):
+                return int(line.split()[1])
+    return None
+
+
+class Env:
+    """Where things are and how servers are preloaded (plain or sanitized)."""
+
+    def __init__(self, lib, sanitized=False):
+        self.lib = os.path.abspath(lib)
+        self.sanitized = sanitized
+        self.tmp = tempfile.mkdtemp(prefix="hotrestart-it-")
+        self.servers = []
+
+    def preload_env(self, extra=None):
+        env = dict(os.environ)
+        env.pop("LD_PRELOAD", None)
+        env["HOTRESTART_LIBRARY"] = self.lib
+        if self.sanitized:
+            # The sanitizer runtimes must come first in the preload list.
+            runtimes = []
+            for name in ("libasan.so", "libubsan.so"):
+                path = subprocess.run(["gcc", "-print-file-name=" + name],
+                                      capture_output=True, text=True).stdout.strip()
+                runtimes.append(os.path.realpath(path))
+            env["LD_PRELOAD"] = ":".join(runtimes)
+            env["ASAN_OPTIONS"] = "detect_leaks=0:verify_asan_link_order=0:abort_on_error=0"
+            env["UBSAN_OPTIONS"] = "print_stacktrace=1:halt_on_error=0"
+        env.update(extra or {})
+        return env
+
+    def path(self, name):
+        return os.path.join(self.tmp, name)
+
+    def cleanup(self):
+        for s in self.servers:
+            s.kill()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+class Server:
+    """A server run as `hotrestart run --pidfile P -- cmd`, in its own session
+    so every generation it starts can be found and killed at the end."""
+
+    def __init__(self, env, name, cmd, drain_timeout=10, ready_timeout=10, extra_env=None,
+                 cwd=None, run_args=()):
+        self.env = env
+        self.name = name
+        self.pidfile = env.path(name + ".pid")
+        self.log = env.path(name + ".log")
+        self.cmd = cmd
+        self.known = set()
+        args = [WRAPPER, "run", "--pidfile", self.pidfile, "--drain-timeout", str(drain_timeout),
+                "--ready-timeout", str(ready_timeout)] + list(run_args) + ["--"] + list(cmd)
+        self.logf = open(self.log, "ab")
+        self.proc = subprocess.Popen(args, stdout=self.logf, stderr=subprocess.STDOUT,
+                                     env=env.preload_env(extra_env), cwd=cwd or env.tmp,
+                                     start_new_session=True)
+        self.known.add(self.proc.pid)
+        env.servers.append(self)
+
+    def wait_ready(self, timeout=15):
+        def ready():
+            pid = read_pid(self.pidfile)
+            return pid if pid and pid_alive(pid) else None
+        pid = wait_for(ready, timeout, "%s to write its pid file (log: %s)" %
+                       (self.name, self.tail()))
+        self.known.add(pid)
+        return pid
+
+    @property
+    def pid(self):
+        return read_pid(self.pidfile)
+
+    def tail(self, lines=15):
+        try:
+            with open(self.log, "rb") as f:
+                return b"\n".join(f.read().splitlines()[-lines:]).decode(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def log_text(self):
+        with open(self.log, "rb") as f:
+            return f.read().decode(errors="replace")
+
+    def restart(self, timeout=30):
+        """Runs `hotrestart restart`; returns (exit status, stdout, stderr)."""
+        r = subprocess.run([WRAPPER, "restart", "--pidfile", self.pidfile, "--timeout",
+                            str(timeout * SCALE)], capture_output=True, text=True,
+                           timeout=timeout * SCALE + 10, env=self.env.preload_env())
+        m = re.search(r"new pid (\d+)", r.stdout)
+        if m:
+            self.known.add(int(m.group(1)))
+        return r.returncode, r.stdout.strip(), r.stderr.strip()
+
+    def restart_ok(self, timeout=30):
+        old = self.pid
+        rc, out, err = self.restart(timeout)
+        check(rc == 0, "restart of %s failed (%d): %s %s\nlog:\n%s" %
+              (self.name, rc, out, err, self.tail()))
+        m = re.search(r"new pid (\d+), handover ([0-9.]+) ms", out)
+        check(m, "unexpected restart output: %r" % out)
+        new = int(m.group(1))
+        check(new != old, "restart kept pid %s" % old)
+        check(self.pid == new, "pid file says %s, restart said %s" % (self.pid, new))
+        check(pid_alive(new), "new pid %d is not running" % new)
+        return old, new, float(m.group(2))
+
+    def stop(self, timeout=30):
+        return subprocess.run([WRAPPER, "stop", "--pidfile", self.pidfile, "--timeout",
+                               str(timeout * SCALE)], capture_output=True, text=True,
+                              timeout=timeout * SCALE + 10, env=self.env.preload_env())
+
+    def wait_gone(self, pid, timeout):
+        wait_for(lambda: not pid_alive(pid), timeout, "pid %d to exit" % pid)
+
+    def kill(self):
+        for pid in list(self.known) + [self.pid or 0]:
+            if pid > 0:
+                try:
+                    os.killpg(pid, signal.SIGKILL)
+                except (ProcessLookupError, PermissionError):
+                    pass
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+        try:
+            self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            pass
+        self.logf.close()
+
+
+class Load:
+    """The load client in the background; result() parses its summary."""
+
+    def __init__(self, duration, port=None, host="127.0.0.1", unix=None, connections=8,
+                 keepalive=False, path="/", extra=()):
+        args = [LOADCLIENT, "--duration", str(duration), "--connections", str(connections),
+                "--path", path, "--timeout-ms", str(int(5000 * SCALE))]
+        if unix:
+            args += ["--unix", unix]
+        else:
+            args += ["--host", host, "--port", str(port)]
+        if keepalive:
+            args.append("--keepalive")
+        args += list(extra)
+        self.duration = duration
+        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     text=True)
+
+    def result(self):
+        out, err = self.proc.communicate(timeout=self.duration + 30 * SCALE)
+        line = out.strip().splitlines()[-1] if out.strip() else ""
+        fields = dict(kv.split("=", 1) for kv in line.split() if "=" in kv)
+        check("ok" in fields, "load client printed no summary: %r %r" % (out, err))
+        res = {k: (float(v) if "." in v else int(v)) for k, v in fields.items()
+               if k != "pids"}
+        res["pids"] = [int(p) for p in fields.get("pids", "").split(",") if p]
+        res["stderr"] = err
+        return res
+
+
+ERROR_KINDS = ("refused", "reset", "timeout", "bad", "other")
+
+
+def check_no_errors(res, what):
+    errors = {k: res[k] for k in ERROR_KINDS if res[k]}
+    check(res["ok"] > 0, "%s: no successful request at all" % what)
+    check(not errors, "%s: client-visible errors %s (ok=%d) %s" %
+          (what, errors, res["ok"], res["stderr"][:300]))
+
+
+def http_get(port, path="/", host="127.0.0.1", timeout=10):
+    """One request on a fresh connection; returns (status, headers, body)."""
+    fam = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(fam, socket.SOCK_STREAM) as s:
+        s.settimeout(timeout * SCALE)
+        s.connect((host, port))
+        s.sendall(("GET %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n" % path).encode())
+        data = b""
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    lines = head.decode(errors="replace").split("\r\n")
+    status = int(lines[0].split()[1]) if lines and len(lines[0].split()) > 1 else 0
+    headers = {}
+    for line in lines[1:]:
+        k, _, v = line.partition(":")
+        headers[k.strip().lower()] = v.strip()
+    return status, headers, body
