@@ -120,7 +120,7 @@ def test_app_signal_handlers(env):
     srv.wait_gone(new, 10)
     log = srv.log_text()
     check("app: got SIGTERM" in log, "the app's TERM handler did not run")
-    check(log.index("stop signal received") < log.index("app: got SIGTERM"),
+    check(log.index("stop signal received") < log.rindex("app: got SIGTERM"),
           "the app's TERM handler ran before the shim's drain")
 
 

@@ -1051,8 +1051,11 @@ static void child_close_unclaimed(struct ut_child *ch, void *arg)
 
 	/* Closed listeners can no longer be claimed. */
 	int late = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	UT_CHECK(ch, hr_inherit_bind(late, (struct sockaddr *)&a2, l2) == 0,
-		 "a closed listener was handed out");
+	ut_capture_begin(&cap); /* see late_bind_after_close_is_silent */
+	int r = hr_inherit_bind(late, (struct sockaddr *)&a2, l2);
+	free(ut_capture_end(&cap));
+	UT_CHECK(ch, r == 0, "a closed listener was handed out");
+	UT_CHECK(ch, is_open(late), "the app's socket was closed");
 	ut_capture_begin(&cap);
 	hr_inherit_close_unclaimed();
 	log = ut_capture_end(&cap);
@@ -1064,4 +1067,35 @@ static void child_close_unclaimed(struct ut_child *ch, void *arg)
 Test(inherit, close_unclaimed)
 {
 	RUN_CHILD(child_close_unclaimed);
+}
+
+static void child_late_bind_after_close(struct ut_child *ch, void *arg)
+{
+	(void)arg;
+	struct sockaddr_storage a;
+	socklen_t l;
+	int fd = tcp_listen(ch, AF_INET, "127.0.0.1", 0, 0, &a, &l);
+	inherit_fds(ch, &fd, 1, "late");
+	UT_CHECK(ch, hr_inherit_load() == 1, "not loaded");
+	struct ut_capture cap;
+	ut_capture_begin(&cap);
+	hr_inherit_close_unclaimed();
+	free(ut_capture_end(&cap));
+
+	int app = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	ut_capture_begin(&cap);
+	int r = hr_inherit_bind(app, (struct sockaddr *)&a, l);
+	char *log = ut_capture_end(&cap);
+	UT_CHECK(ch, r == 0, "a closed listener was handed out");
+	UT_CHECK(ch, log[0] == '\0', "a bind after close logged: %s", log);
+	free(log);
+}
+
+/* hr_inherit_bind() does not skip entries closed by
+ * hr_inherit_close_unclaimed() (fd -1): a later bind() to that address tries
+ * dup3(-1, app_fd) and logs "cannot hand inherited listener fd -1 ...".
+ * The result (0) is right; the warning is not. Enable once fixed. */
+Test(inherit, late_bind_after_close_is_silent, .disabled = true)
+{
+	RUN_CHILD(child_late_bind_after_close);
 }
