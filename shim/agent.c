@@ -306,7 +306,11 @@ static void hr_upgrade_start(void)
 	hr_notify("RELOADING=1\nMONOTONIC_USEC=%lld\nSTATUS=Upgrading: starting %s",
 		  A.upgrade_start * 1000, hr_spawn_exe());
 	memset(&A.child, 0, sizeof A.child);
-	if (hr_spawn(ls, n, hr_cfg.generation + 1, &A.child, err, sizeof err) < 0) {
+	struct timespec t0, t1;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	int spawned = hr_spawn(ls, n, hr_cfg.generation + 1, &A.child, err, sizeof err);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	if (spawned < 0) {
 		A.child.pidfd = A.child.sock = -1;
 		A.child_exited = 1;
 		A.upgrading = 1;
@@ -317,8 +321,10 @@ static void hr_upgrade_start(void)
 	A.child_exited = 0;
 	A.rlen = 0;
 	A.upgrade_deadline = A.upgrade_start + (long long)(hr_cfg.ready_timeout * 1000);
-	hr_info("upgrade: started %s as pid %d with %d listener%s", hr_spawn_exe(),
-		(int)A.child.pid, n, n == 1 ? "" : "s");
+	/* With vfork semantics hr_spawn returns once the child has exec'd. */
+	hr_info("upgrade: started %s as pid %d with %d listener%s (exec after %.3f ms)",
+		hr_spawn_exe(), (int)A.child.pid, n, n == 1 ? "" : "s",
+		(double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6);
 }
 
 static void hr_on_child_sock(void)
