@@ -50,7 +50,7 @@ $(BUILD)/loadclient: tests/loadclient.c
 	@mkdir -p $(@D)
 	$(CC) $(BASE_CFLAGS) -O2 -o $@ $<
 
-$(BUILD)/unit-tests: $(UNIT_SRC) $(CORE_SRC) $(SHIM_HDR)
+$(BUILD)/unit-tests: $(UNIT_SRC) $(wildcard tests/unit/*.h) $(CORE_SRC) $(SHIM_HDR)
 	@mkdir -p $(@D)
 	$(CC) $(BASE_CFLAGS) -D_GNU_SOURCE -O1 $(SAN_FLAGS) -Ishim -o $@ $(UNIT_SRC) $(CORE_SRC) \
 		-lcriterion -ldl -lm

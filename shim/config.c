@@ -86,7 +86,8 @@ int hr_parse_signal(const char *text, int *out, char *err, size_t errlen)
 			if (strcasecmp(name, hr_signal_names[i].name) == 0)
 				sig = hr_signal_names[i].number;
 	}
-	if (sig <= 0 || sig == SIGKILL || sig == SIGSTOP || sig == SIGSEGV || sig == SIGBUS ||
+	/* Between SIGSYS and SIGRTMIN are glibc's own (threads, setxid). */
+	if (sig <= 0 || (sig > SIGSYS && sig < SIGRTMIN) || sig == SIGKILL || sig == SIGSTOP || sig == SIGSEGV || sig == SIGBUS ||
 	    sig == SIGILL || sig == SIGFPE || sig == SIGCHLD || sig == SIGPIPE || sig == SIGABRT) {
 		snprintf(err, errlen, "'%s' is not a usable signal (a name like USR2 or a number)",
 			 text ? text : "");

@@ -263,7 +263,7 @@ int hr_inherit_bind(int app_fd, const struct sockaddr *addr, socklen_t len)
 	int best_score = 0;
 	for (int i = 0; i < hr_ninh; i++) {
 		struct hr_inherited *h = &hr_inh[i];
-		if (h->claimed)
+		if (h->claimed || h->fd < 0)
 			continue;
 		int score = hr_addr_match(addr, len, (struct sockaddr *)&h->addr, h->addrlen);
 		if (score > best_score) {
