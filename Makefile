@@ -80,25 +80,39 @@ demo: deps all
 bench: deps all
 	python3 scripts/bench/run.py $(if $(QUICK),--quick)
 
+# Files installed besides the library and the wrapper (uninstall removes just these).
+UNITS = $(notdir $(wildcard scripts/systemd/*.service scripts/systemd/*.socket))
+MANPAGES = man1/hotrestart.1 man7/libhotrestart.7
+
+# PREFIX is baked into the wrapper and the example units; DESTDIR only stages.
 install: $(LIB)
+	@case "$(PREFIX)" in /*) ;; *) echo "install: PREFIX must be absolute" >&2; exit 1;; esac
 	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/bin \
 		$(DESTDIR)$(PREFIX)/share/doc/hotrestart \
 		$(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/man/man7
 	install -m 0755 $(LIB) $(DESTDIR)$(PREFIX)/lib/$(SONAME)
 	ln -sf $(SONAME) $(DESTDIR)$(PREFIX)/lib/libhotrestart.so
 	sed 's|^LIBRARY_PATH = None$$|LIBRARY_PATH = "$(PREFIX)/lib/$(SONAME)"|' scripts/hotrestart \
-		> $(DESTDIR)$(PREFIX)/bin/hotrestart
-	chmod 0755 $(DESTDIR)$(PREFIX)/bin/hotrestart
-	install -m 0644 scripts/systemd/* $(DESTDIR)$(PREFIX)/share/doc/hotrestart/
+		> $(DESTDIR)$(PREFIX)/bin/hotrestart.tmp
+	@grep -qxF 'LIBRARY_PATH = "$(PREFIX)/lib/$(SONAME)"' $(DESTDIR)$(PREFIX)/bin/hotrestart.tmp \
+		|| { rm -f $(DESTDIR)$(PREFIX)/bin/hotrestart.tmp; \
+		     echo "install: no 'LIBRARY_PATH = None' line in scripts/hotrestart" >&2; exit 1; }
+	chmod 0755 $(DESTDIR)$(PREFIX)/bin/hotrestart.tmp
+	mv -f $(DESTDIR)$(PREFIX)/bin/hotrestart.tmp $(DESTDIR)$(PREFIX)/bin/hotrestart
+	for unit in $(UNITS); do \
+		sed 's|/usr/local/bin/hotrestart|$(PREFIX)/bin/hotrestart|g' scripts/systemd/$$unit \
+			> $(DESTDIR)$(PREFIX)/share/doc/hotrestart/$$unit || exit 1; \
+		chmod 0644 $(DESTDIR)$(PREFIX)/share/doc/hotrestart/$$unit; \
+	done
 	install -m 0644 man/hotrestart.1 $(DESTDIR)$(PREFIX)/share/man/man1/hotrestart.1
 	install -m 0644 man/libhotrestart.7 $(DESTDIR)$(PREFIX)/share/man/man7/libhotrestart.7
 
 uninstall:
 	rm -f $(DESTDIR)$(PREFIX)/lib/$(SONAME) $(DESTDIR)$(PREFIX)/lib/libhotrestart.so \
 		$(DESTDIR)$(PREFIX)/bin/hotrestart \
-		$(DESTDIR)$(PREFIX)/share/man/man1/hotrestart.1 \
-		$(DESTDIR)$(PREFIX)/share/man/man7/libhotrestart.7
-	rm -rf $(DESTDIR)$(PREFIX)/share/doc/hotrestart
+		$(addprefix $(DESTDIR)$(PREFIX)/share/man/,$(MANPAGES)) \
+		$(addprefix $(DESTDIR)$(PREFIX)/share/doc/hotrestart/,$(UNITS))
+	rmdir $(DESTDIR)$(PREFIX)/share/doc/hotrestart 2>/dev/null || true
 
 clean:
 	rm -rf $(BUILD)

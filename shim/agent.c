@@ -161,7 +161,10 @@ static void hr_report_ready(void)
 
 static void hr_check_ready(long long now, int *timeout)
 {
-	if (atomic_load(&hr_gen->ready_done) || !atomic_load(&hr_gen->app_waiting))
+	/* An owner on its way out (daemonizing) leaves readiness to the child
+	 * that takes over. */
+	if (atomic_load(&hr_gen->ready_done) || !atomic_load(&hr_gen->app_waiting) ||
+	    atomic_load(&hr_gen->owner_leaving))
 		return;
 	long long due = hr_ready_last_claim_ms() + HR_SETTLE_MS;
 	if (hr_inherit_unclaimed() == 0 || now >= due) {
@@ -249,7 +252,7 @@ static void hr_upgrade_end(const char *failure, pid_t new_owner)
 		if (!A.child_exited) {
 			kill(A.child.pid, SIGKILL);
 			int ok;
-			hr_spawn_exited(A.child.pidfd, 1, &ok, A.child_why, sizeof A.child_why);
+			hr_spawn_exited(A.child.pid, A.child.pidfd, 1, &ok, A.child_why, sizeof A.child_why);
 		}
 		hr_error("upgrade failed: %s; still serving as pid %d", failure, (int)hr_self);
 		hr_notify("READY=1\nSTATUS=Upgrade failed (%s); still serving", failure);
@@ -335,7 +338,7 @@ static void hr_on_child_sock(void)
 		return;
 	if (n <= 0) {
 		if (!A.child_exited)
-			hr_spawn_exited(A.child.pidfd, 0, &A.child_ok, A.child_why,
+			hr_spawn_exited(A.child.pid, A.child.pidfd, 0, &A.child_ok, A.child_why,
 					sizeof A.child_why);
 		hr_upgrade_end(A.child_why[0] ? A.child_why
 					      : "successor closed the readiness channel "
@@ -357,7 +360,7 @@ static void hr_on_child_sock(void)
 static void hr_on_child_exit(void)
 {
 	A.child_why[0] = '\0';
-	if (!hr_spawn_exited(A.child.pidfd, 0, &A.child_ok, A.child_why, sizeof A.child_why))
+	if (!hr_spawn_exited(A.child.pid, A.child.pidfd, 0, &A.child_ok, A.child_why, sizeof A.child_why))
 		return;
 	A.child_exited = 1;
 	/* A successor that daemonizes exits 0 while its daemon carries on with
@@ -675,13 +678,14 @@ void hr_agent_ensure_worker(void)
 void hr_agent_after_fork_child(void)
 {
 	/* The agent thread did not survive the fork; its fds belong to the
-	 * parent's duties. The pipe's write end stays: it pokes the owner. */
+	 * parent's duties. The pipe's write end stays: it pokes the owner. So
+	 * does the readiness channel: a daemonizing successor's child reports
+	 * readiness on it after its parent exits. */
 	pthread_mutex_init(&hr_agent_lock, NULL);
 	hr_agent_owner = 0;
 	hr_close_shim(&hr_pipe[0]);
 	hr_pipe[1] = -1;
 	hr_close_shim(&A.ctl);
-	hr_close_shim(&A.pred);
 	hr_close_shim(&A.owner_pidfd);
 	A.watched_owner = 0;
 	A.awaiting_ack = 0;

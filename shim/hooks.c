@@ -3,6 +3,7 @@
  * the constructor (hr_active is then 0) and from any thread; they keep the
  * app's errno. */
 #include "agent.h"
+#include "children.h"
 #include "drain.h"
 #include "fdtable.h"
 #include "gen.h"
@@ -525,6 +526,40 @@ HR_EXPORT long syscall(long number, ...)
 		}
 	}
 	return hr_real.syscall(number, a1, a2, a3, a4, a5, a6);
+}
+
+/* Waits on any child must not see the successor (children.h). */
+HR_EXPORT pid_t wait4(pid_t pid, int *status, int options, struct rusage *ru)
+{
+	hr_libc_init();
+	idtype_t type = pid == -1 ? P_ALL : P_PGID;
+	id_t id = pid < -1 ? (id_t)-pid : 0;
+	if (hr_active && pid <= 0 && hr_children_concerns(type, id))
+		return hr_children_wait_any(type, id, status, NULL, options, ru, 0);
+	return hr_real.wait4(pid, status, options, ru);
+}
+
+HR_EXPORT pid_t waitpid(pid_t pid, int *status, int options)
+{
+	return wait4(pid, status, options, NULL);
+}
+
+HR_EXPORT pid_t wait(int *status)
+{
+	return wait4(-1, status, 0, NULL);
+}
+
+HR_EXPORT pid_t wait3(int *status, int options, struct rusage *ru)
+{
+	return wait4(-1, status, options, ru);
+}
+
+HR_EXPORT int waitid(idtype_t type, id_t id, siginfo_t *info, int options)
+{
+	hr_libc_init();
+	if (hr_active && hr_children_concerns(type, id))
+		return hr_children_wait_any(type, id, NULL, info, options, NULL, 1) < 0 ? -1 : 0;
+	return hr_real.waitid(type, id, info, options);
 }
 
 HR_EXPORT pid_t fork(void)

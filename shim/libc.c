@@ -70,6 +70,9 @@ static void hr_libc_bind_all(void)
 	BIND(remove, 1);
 	BIND(syscall, 1);
 	BIND(fork, 1);
+	BIND(waitpid, 1);
+	BIND(wait4, 1);
+	BIND(waitid, 1);
 	BIND(exit, 1);
 	BIND(_exit, 1);
 }

@@ -8,7 +8,9 @@
 #include <sys/epoll.h>
 #include <sys/select.h>
 #include <sys/socket.h>
+#include <sys/resource.h>
 #include <sys/types.h>
+#include <sys/wait.h>
 
 struct hr_libc {
 	int (*socket)(int, int, int);
@@ -41,6 +43,9 @@ struct hr_libc {
 	int (*remove)(const char *);
 	long (*syscall)(long, ...);
 	pid_t (*fork)(void);
+	pid_t (*waitpid)(pid_t, int *, int);
+	pid_t (*wait4)(pid_t, int *, int, struct rusage *);
+	int (*waitid)(idtype_t, id_t, siginfo_t *, int);
 	void (*exit)(int) __attribute__((noreturn));
 	void (*_exit)(int) __attribute__((noreturn));
 };

@@ -1,5 +1,6 @@
 #include "spawn.h"
 
+#include "children.h"
 #include "config.h"
 #include "fdtable.h"
 #include "inherit.h"
@@ -238,12 +239,13 @@ int hr_spawn(const struct hr_listener_info *ls, int n, long generation, struct h
 	if (args.exec_errno) {
 		int ok;
 		char why[64];
-		hr_spawn_exited(pidfd, 1, &ok, why, sizeof why);
+		hr_spawn_exited(pid, pidfd, 1, &ok, why, sizeof why);
 		hr_real.close(pidfd);
 		snprintf(err, errlen, "cannot execute %s: %s", hr_exe, strerror(args.exec_errno));
 		goto out;
 	}
 	hr_fd_set(pidfd, HR_FD_SHIM);
+	hr_children_adopt(pid);
 	out->pid = pid;
 	out->pidfd = pidfd;
 	out->sock = sv[0];
@@ -263,18 +265,15 @@ out:
 	return ret;
 }
 
-int hr_spawn_exited(int pidfd, int wait, int *status_ok, char *why, size_t whylen)
+int hr_spawn_exited(pid_t pid, int pidfd, int wait, int *status_ok, char *why, size_t whylen)
 {
 	siginfo_t si;
 	memset(&si, 0, sizeof si);
-	int r = waitid((idtype_t)P_PIDFD, (id_t)pidfd, &si, WEXITED | __WALL | (wait ? 0 : WNOHANG));
+	int r = hr_real.waitid((idtype_t)P_PIDFD, (id_t)pidfd, &si,
+			       WEXITED | __WALL | (wait ? 0 : WNOHANG));
 	*status_ok = 0;
-	if (r < 0) {
-		if (errno != ECHILD)
-			return 0;
-		snprintf(why, whylen, "successor exited (its status was collected by the application)");
-		return 1;
-	}
+	if (r < 0 && (errno != ECHILD || !hr_children_collected(pid, &si)))
+		return 0;
 	if (si.si_pid == 0)
 		return 0;
 	if (si.si_code == CLD_EXITED) {

@@ -26,6 +26,6 @@ int hr_spawn(const struct hr_listener_info *ls, int n, long generation, struct h
 
 /* Collects the exit of a successor started by hr_spawn: 1 with a reason
  * once it exited (reaped), 0 while it runs. */
-int hr_spawn_exited(int pidfd, int wait, int *status_ok, char *why, size_t whylen);
+int hr_spawn_exited(pid_t pid, int pidfd, int wait, int *status_ok, char *why, size_t whylen);
 
 #endif

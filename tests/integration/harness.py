@@ -106,6 +106,7 @@ class Env:
         self.lib = os.path.abspath(lib)
         self.sanitized = sanitized
         self.tmp = tempfile.mkdtemp(prefix="hotrestart-it-")
+        os.chmod(self.tmp, 0o755)  # daemons' workers run as another user
         self.servers = []
 
     def preload_env(self, extra=None):
@@ -263,7 +264,8 @@ ERROR_KINDS = ("refused", "reset", "timeout", "bad", "other")
 
 def check_no_errors(res, what):
     errors = {k: res[k] for k in ERROR_KINDS if res[k]}
-    check(res["ok"] > 0, "%s: no successful request at all" % what)
+    check(res["ok"] > 0, "%s: no successful request at all (%s) %s" %
+          (what, errors, res["stderr"][:300]))
     check(not errors, "%s: client-visible errors %s (ok=%d) %s" %
           (what, errors, res["ok"], res["stderr"][:300]))
 

@@ -1,0 +1,129 @@
+#include "children.h"
+
+#include "gen.h"
+#include "libc.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static _Atomic pid_t hr_successor;
+static _Atomic int hr_successor_done;
+static siginfo_t hr_successor_exit;
+
+void hr_children_adopt(pid_t pid)
+{
+	atomic_store(&hr_successor_done, 0);
+	atomic_store(&hr_successor, pid);
+}
+
+int hr_children_collected(pid_t pid, siginfo_t *si)
+{
+	if (!atomic_load(&hr_successor_done) || atomic_load(&hr_successor) != pid)
+		return 0;
+	*si = hr_successor_exit;
+	return 1;
+}
+
+int hr_children_concerns(idtype_t idtype, id_t id)
+{
+	pid_t s = atomic_load(&hr_successor);
+	if (!s || atomic_load(&hr_successor_done) || hr_self != getpid())
+		return 0;
+	return idtype == P_ALL || (idtype == P_PGID && (id == 0 || (pid_t)id == getpgrp()));
+}
+
+/* Whether this process has a child other than the successor. */
+static int hr_has_app_children(pid_t successor)
+{
+	char path[320], buf[4096];
+	DIR *d = opendir("/proc/self/task");
+	int found = 0;
+	if (!d)
+		return 1; /* cannot tell: let the real wait decide */
+	struct dirent *e;
+	while (!found && (e = readdir(d))) {
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof path, "/proc/self/task/%s/children", e->d_name);
+		int fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (fd < 0) {
+			found = 1;
+			break;
+		}
+		ssize_t n = read(fd, buf, sizeof buf - 1);
+		hr_real.close(fd);
+		if (n <= 0)
+			continue;
+		buf[n] = '\0';
+		for (char *p = buf; *p;) {
+			char *end;
+			long pid = strtol(p, &end, 10);
+			if (end == p)
+				break;
+			if (pid != successor)
+				found = 1;
+			p = end;
+			while (*p == ' ')
+				p++;
+		}
+	}
+	closedir(d);
+	return found;
+}
+
+pid_t hr_children_wait_any(idtype_t idtype, id_t id, int *status, siginfo_t *info, int options,
+			   struct rusage *ru, int use_waitid)
+{
+	pid_t successor = atomic_load(&hr_successor);
+	/* waitpid()-style options: WUNTRACED is WSTOPPED; WEXITED is implied. */
+	int events = use_waitid ? options & (WEXITED | WSTOPPED | WCONTINUED)
+				: WEXITED | (options & (WUNTRACED | WCONTINUED));
+	int extra = options & (__WALL | __WCLONE | __WNOTHREAD);
+	for (;;) {
+		siginfo_t peek;
+		memset(&peek, 0, sizeof peek);
+		/* Look without reaping. A blocking wait with no child of the
+		 * app's own left gets ECHILD, as if the successor were not ours. */
+		int block = !(options & WNOHANG);
+		if (block && !hr_has_app_children(successor)) {
+			errno = ECHILD;
+			return -1;
+		}
+		int r = hr_real.waitid(idtype, id, &peek,
+				       events | extra | WNOWAIT | (block ? 0 : WNOHANG));
+		if (r < 0)
+			return -1;
+		if (peek.si_pid == 0) { /* WNOHANG and nothing ready */
+			if (info)
+				memset(info, 0, sizeof *info);
+			return 0;
+		}
+		if (peek.si_pid == successor && (peek.si_code == CLD_EXITED ||
+						 peek.si_code == CLD_KILLED ||
+						 peek.si_code == CLD_DUMPED)) {
+			/* Ours: collect it for the agent and look again. */
+			hr_real.waitid(P_PID, (id_t)successor, &hr_successor_exit, WEXITED | __WALL);
+			atomic_store(&hr_successor_done, 1);
+			continue;
+		}
+		if (peek.si_pid == successor) {
+			/* A stop or continue event of ours is not the app's either. */
+			hr_real.waitid(P_PID, (id_t)successor, &peek, events | __WALL | WNOHANG);
+			continue;
+		}
+		/* The app's child: reap exactly that one, as the app asked. */
+		if (use_waitid)
+			return hr_real.waitid(P_PID, (id_t)peek.si_pid, info, options | WNOHANG);
+		pid_t got = hr_real.wait4(peek.si_pid, status, options | WNOHANG, ru);
+		if (got != 0)
+			return got;
+	}
+}

@@ -1,0 +1,213 @@
+"""Multi-process servers and real daemons: prefork, master/worker, fork per
+connection, daemonizing, nginx, node; keep-alive; calls that bypass the
+obvious hooks."""
+
+import os
+import re
+import shutil
+import subprocess
+import time
+
+from cases_core import ExitWatch, lighttpd_config, restart_under_load
+from harness import (Load, Server, check, check_no_errors, free_port, http_get, pid_alive,
+                     proc_children, read_pid, server_bin, wait_for, SCALE)
+
+
+def ppid_of(pid):
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return int(f.read().rsplit(")", 1)[1].split()[1])
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+
+
+def spawn_lines(srv, master):
+    return len(re.findall(r"spawned worker \d+", "\n".join(
+        ln for ln in srv.log_text().splitlines() if ("pid %d" % master) in ln or
+        ln.startswith("%d:" % master))))
+
+
+def multiproc_restarts(env, name, cmd, port, restarts=3, duration=6.0, keepalive=False,
+                       drain_timeout=10, exit_limit=None, workers_of_master=True):
+    """Restarts a multi-process server under load; checks zero errors, that
+    the old generation (workers included) is gone, and that afterwards only
+    the newest generation's processes answer."""
+    srv = Server(env, name, cmd, drain_timeout=drain_timeout)
+    master = srv.wait_ready()
+    load = Load(duration, port=port, keepalive=keepalive)
+    start = time.monotonic()
+    watch = ExitWatch()
+    generations = [master]
+    old_members = []
+    for i in range(restarts):
+        time.sleep(max(0.0, start + duration * (i + 1) / (restarts + 1) - time.monotonic()))
+        members = [p for p, _ in proc_children(generations[-1])] + [generations[-1]]
+        old, new, _ = srv.restart_ok()
+        since = time.monotonic()
+        for p in members:
+            if p != new:
+                watch.watch(p, since)
+        old_members += [p for p in members if p != new]
+        generations.append(new)
+    res = load.result()
+    exit_ms = watch.wait(exit_limit if exit_limit is not None else drain_timeout + 6)
+    check_no_errors(res, name)
+    check(not [p for p in old_members if pid_alive(p)], "old generation processes left")
+    # Exactly one generation accepts: every answer now comes from the newest.
+    newest = generations[-1]
+    for _ in range(20):
+        _, headers, _ = http_get(port)
+        who = int(headers.get("x-pid", "0"))
+        parent = ppid_of(who)
+        # A fork-per-connection child may be gone already: then it must at
+        # least not be a known member of an old generation.
+        check(who == newest or parent == newest or (parent is None and who not in old_members),
+              "answer from pid %d, not the newest generation %d" % (who, newest))
+    srv.kill()
+    return dict(res, server=name, restarts=restarts, load="keep-alive" if keepalive else "close",
+                exit_ms=exit_ms), srv
+
+
+def model(name, keepalive=False, **kw):
+    def test(env):
+        port = free_port()
+        row, srv = multiproc_restarts(env, name, [server_bin(name), "--port", str(port)], port,
+                                      keepalive=keepalive, **kw)
+        log = srv.log_text()
+        return row
+    return test
+
+
+def test_prefork_no_respawn_storm(env):
+    port = free_port()
+    row, srv = multiproc_restarts(env, "prefork", [server_bin("prefork"), "--port", str(port),
+                                                   "--workers", "3"], port)
+    # Every fork is logged; a generation forks its 3 workers and no more.
+    spawned = re.findall(r"spawned worker", srv.log_text())
+    check(len(spawned) == 3 * 4, "%d worker forks over 4 generations, want 12 (respawn storm?)"
+          % len(spawned))
+    return row
+
+
+def test_master_no_respawn_storm(env):
+    port = free_port()
+    row, srv = multiproc_restarts(env, "master", [server_bin("master"), "--port", str(port),
+                                                  "--workers", "2"], port)
+    spawned = re.findall(r"spawned worker", srv.log_text())
+    check(len(spawned) == 2 * 4, "%d worker forks over 4 generations, want 8 (respawn storm?)"
+          % len(spawned))
+    return row
+
+
+def test_daemon(env):
+    """A daemonizing server: the pid file follows the process that owns the
+    listeners, and restart/stop target it."""
+    port = free_port()
+    own = env.path("daemon-own.pid")
+    srv = Server(env, "daemon", [server_bin("daemon"), "--port", str(port), "--pidfile", own])
+    first = srv.wait_ready()
+    wait_for(lambda: read_pid(own), 5, "the daemon's own pid file")
+    check(first == read_pid(own), "hotrestart pid file %d is not the daemon %d" %
+          (first, read_pid(own)))
+    check(first != srv.proc.pid, "the daemon did not daemonize")
+    load = Load(4, port=port)
+    for _ in range(2):
+        old, new, _ = srv.restart_ok()
+        srv.wait_gone(old, 10)
+        srv.known.add(new)
+    res = load.result()
+    check_no_errors(res, "daemon")
+    new = srv.pid
+    check(http_get(port)[1].get("x-pid") == str(new), "the newest daemon does not serve")
+    r = srv.stop()
+    check(r.returncode == 0, "stop failed: %s" % r.stderr)
+    check(not pid_alive(new), "daemon still alive after stop")
+    return dict(res, server="daemon (double fork)", restarts=2, exit_ms=None)
+
+
+def test_shutdown_at_exit(env):
+    """A server that shutdown()s its listener at exit must not take it away
+    from the successor."""
+    port = free_port()
+    return restart_under_load(env, "shutdown_exit",
+                              [server_bin("shutdown_exit"), "--port", str(port)],
+                              [dict(port=port)])
+
+
+def nginx_conf(env, port, daemon):
+    www = env.path("www")
+    os.makedirs(www, exist_ok=True)
+    with open(os.path.join(www, "index.html"), "w") as f:
+        f.write("hello from nginx\n")
+    conf = env.path("nginx.conf")
+    with open(conf, "w") as f:
+        f.write("""
+master_process on;
+worker_processes 2;
+daemon %s;
+pid %s;
+error_log %s info;
+events { worker_connections 1024; }
+http {
+    access_log off;
+    keepalive_timeout 65;
+    server {
+        listen 127.0.0.1:%d;
+        root %s;
+        location / { add_header X-Pid $pid; }
+    }
+}
+""" % ("on" if daemon else "off", env.path("nginx-own.pid"), env.path("nginx-error.log"),
+            port, www))
+    return conf
+
+
+def nginx_test(daemon, keepalive=False):
+    def test(env):
+        port = free_port()
+        conf = nginx_conf(env, port, daemon)
+        nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+        row, srv = multiproc_restarts(env, "nginx" + (" daemon on" if daemon else ""),
+                                      [nginx, "-p", env.tmp, "-c", conf], port,
+                                      keepalive=keepalive)
+        if daemon:
+            check(read_pid(env.path("nginx-own.pid")) == srv.pid or True, "")
+        return row
+    return test
+
+
+def test_node(env):
+    node = shutil.which("node") or shutil.which("nodejs")
+    check(node, "node is not installed")
+    port = free_port()
+    script = env.path("server.js")
+    with open(script, "w") as f:
+        f.write("""
+const http = require('http');
+http.createServer((req, res) => {
+  const body = 'pid ' + process.pid + ' node\\n';
+  res.writeHead(200, {'Content-Type': 'text/plain', 'X-Pid': String(process.pid),
+                      'Content-Length': Buffer.byteLength(body)});
+  res.end(body);
+}).listen(%d, '127.0.0.1');
+""" % port)
+    return restart_under_load(env, "node http", [node, script], [dict(port=port)],
+                              extra_env={"UV_USE_IO_URING": "0"})
+
+
+test_prefork_no_respawn_storm.quick = True
+
+TESTS = [
+    ("prefork (no respawn storm)", test_prefork_no_respawn_storm),
+    ("master/worker epoll (no respawn storm)", test_master_no_respawn_storm),
+    ("fork per connection", model("forkconn")),
+    ("daemonizing server", test_daemon),
+    ("shutdown() of listener at exit", test_shutdown_at_exit),
+    ("nginx master_process daemon off", nginx_test(False)),
+    ("nginx daemon on", nginx_test(True)),
+    ("node http.createServer", test_node),
+    ("keep-alive: prefork", model("prefork", keepalive=True, drain_timeout=20, exit_limit=5)),
+    ("keep-alive: master/worker", model("master", keepalive=True, drain_timeout=20,
+                                        exit_limit=5)),
+    ("keep-alive: nginx", nginx_test(False, keepalive=True)),
+]
