@@ -31,6 +31,7 @@
 #define HR_SETTLE_MS 300       /* wait for further claims before ready */
 #define HR_ACK_TIMEOUT_MS 5000 /* predecessor's answer to "ready" */
 #define HR_MAX_CLIENTS 16
+#define HR_READY_POLL_MS 10    /* other processes' waits are polled for */
 
 int hr_holds_listeners;
 
@@ -103,10 +104,11 @@ int hr_agent_signal(int sig)
 
 void hr_agent_poke(void)
 {
-	int fd = hr_gen ? atomic_load(&hr_gen->notify_fd) : -1;
-	if (fd >= 0) {
+	/* Only within the agent's own process: an fd number means nothing in
+	 * another process's table. Others are seen by the agent's polling. */
+	if (hr_agent_pid == hr_self && hr_agent_owner && hr_pipe[1] >= 0) {
 		char c = 'p';
-		ssize_t ignored = write(fd, &c, 1);
+		ssize_t ignored = write(hr_pipe[1], &c, 1);
 		(void)ignored;
 	}
 }
@@ -174,6 +176,13 @@ static void hr_check_ready(long long now, int *timeout)
 	int left = (int)(due - now);
 	if (*timeout < 0 || left < *timeout)
 		*timeout = left;
+}
+
+/* Until ready, waits in workers show up only in the shared region. */
+static void hr_ready_poll_timeout(int *timeout)
+{
+	if (!atomic_load(&hr_gen->ready_done) && (*timeout < 0 || *timeout > HR_READY_POLL_MS))
+		*timeout = HR_READY_POLL_MS;
 }
 
 static void hr_on_pred_readable(void)
@@ -337,9 +346,12 @@ static void hr_on_child_sock(void)
 	if (n < 0 && (errno == EAGAIN || errno == EINTR))
 		return;
 	if (n <= 0) {
-		if (!A.child_exited)
-			hr_spawn_exited(A.child.pid, A.child.pidfd, 0, &A.child_ok, A.child_why,
-					sizeof A.child_why);
+		/* The channel closes as the child exits, a moment before the kernel
+		 * lets us collect its status: give it that moment. */
+		struct pollfd exited = { .fd = A.child.pidfd, .events = POLLIN };
+		if (!A.child_exited && hr_real.poll(&exited, 1, 1000) > 0)
+			A.child_exited = hr_spawn_exited(A.child.pid, A.child.pidfd, 0, &A.child_ok,
+							 A.child_why, sizeof A.child_why);
 		hr_upgrade_end(A.child_why[0] ? A.child_why
 					      : "successor closed the readiness channel "
 						"before becoming ready",
@@ -466,7 +478,6 @@ static void hr_setup_owner(void)
 		hr_fd_set(hr_pipe[0], HR_FD_SHIM);
 		hr_fd_set(hr_pipe[1], HR_FD_SHIM);
 	}
-	atomic_store(&hr_gen->notify_fd, hr_pipe[1]);
 	A.ctl = hr_control_open();
 	struct timespec ts;
 	clock_gettime(CLOCK_REALTIME, &ts);
@@ -529,6 +540,7 @@ static void *hr_agent_main(void *unused)
 
 		if (owner) {
 			hr_check_ready(now, &timeout);
+			hr_ready_poll_timeout(&timeout);
 			pf[i_pipe = n++] = (struct pollfd){ .fd = hr_pipe[0], .events = POLLIN };
 			pf[i_ctl = n++] = (struct pollfd){ .fd = A.ctl, .events = POLLIN };
 			if (A.upgrading) {
@@ -637,25 +649,12 @@ static void hr_start_thread(int owner)
 	hr_agent_pid = hr_self;
 }
 
-static void hr_ensure_wake_fd(void)
-{
-	if (atomic_load(&hr_gen->wake_fd) >= 0)
-		return;
-	int fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	int none = -1;
-	if (fd >= 0 && atomic_compare_exchange_strong(&hr_gen->wake_fd, &none, fd))
-		hr_fd_set(fd, HR_FD_SHIM);
-	else if (fd >= 0)
-		hr_real.close(fd);
-}
-
 void hr_agent_start_owner(void)
 {
 	if (!hr_gen || (hr_agent_pid == hr_self && hr_agent_owner))
 		return;
 	pthread_mutex_lock(&hr_agent_lock);
 	hr_holds_listeners = 1;
-	hr_ensure_wake_fd();
 	if (!hr_agent_owner)
 		hr_setup_owner();
 	if (hr_agent_pid != hr_self)
@@ -669,8 +668,7 @@ void hr_agent_ensure_worker(void)
 		return;
 	pthread_mutex_lock(&hr_agent_lock);
 	if (hr_agent_pid != hr_self) {
-		hr_ensure_wake_fd();
-		hr_start_thread(0);
+			hr_start_thread(0);
 	}
 	pthread_mutex_unlock(&hr_agent_lock);
 }
@@ -684,7 +682,7 @@ void hr_agent_after_fork_child(void)
 	pthread_mutex_init(&hr_agent_lock, NULL);
 	hr_agent_owner = 0;
 	hr_close_shim(&hr_pipe[0]);
-	hr_pipe[1] = -1;
+	hr_close_shim(&hr_pipe[1]);
 	hr_close_shim(&A.ctl);
 	hr_close_shim(&A.owner_pidfd);
 	A.watched_owner = 0;

@@ -5,7 +5,10 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/mman.h>
+
+#include "fdtable.h"
 #include <unistd.h>
 
 #include "libc.h"
@@ -38,8 +41,10 @@ int hr_gen_init(void)
 	if (p == MAP_FAILED)
 		return -1;
 	hr_gen = p;
-	atomic_store(&hr_gen->notify_fd, -1);
-	atomic_store(&hr_gen->wake_fd, -1);
+	int wake = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	atomic_store(&hr_gen->wake_fd, wake);
+	if (wake >= 0)
+		hr_fd_set(wake, HR_FD_SHIM);
 	hr_slot = hr_gen_claim_slot(hr_self);
 	return 0;
 }

@@ -29,8 +29,8 @@ struct hr_gen {
 	_Atomic int owner_leaving;    /* owner exits on purpose (daemonizing) */
 	_Atomic int ready_done;	      /* the generation reported readiness */
 	_Atomic int app_waiting;      /* the app waits for connections */
-	_Atomic int notify_fd;	      /* owner agent's eventfd (same fd in forks) */
-	_Atomic int wake_fd;	      /* eventfd written once when accepting stops */
+	_Atomic int wake_fd;	      /* eventfd written once when accepting stops;
+				       * made at load, so every fork has it */
 	_Atomic long long upgrade_wall_ns; /* CLOCK_REALTIME when the successor started */
 	/* AF_UNIX listener paths at handover: the successor's, never to unlink. */
 	char unix_paths[HR_GEN_PATHS][108];

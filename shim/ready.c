@@ -2,6 +2,7 @@
 
 #include "agent.h"
 #include "gen.h"
+#include "log.h"
 
 #include <time.h>
 
@@ -21,8 +22,10 @@ void hr_ready_waiting_slow(void)
 		atomic_store(&hr_ready_pending, 0);
 		return;
 	}
-	if (!atomic_exchange(&hr_gen->app_waiting, 1))
+	if (!atomic_exchange(&hr_gen->app_waiting, 1)) {
+		hr_debug("the app waits for connections");
 		hr_agent_poke();
+	}
 }
 
 void hr_ready_note_claim(void)

@@ -28,13 +28,13 @@ def spawn_lines(srv, master):
 
 
 def multiproc_restarts(env, name, cmd, port, restarts=3, duration=6.0, keepalive=False,
-                       drain_timeout=10, exit_limit=None, workers_of_master=True):
+                       drain_timeout=10, exit_limit=None, app_log=None):
     """Restarts a multi-process server under load; checks zero errors, that
     the old generation (workers included) is gone, and that afterwards only
     the newest generation's processes answer."""
-    srv = Server(env, name, cmd, drain_timeout=drain_timeout)
+    srv = Server(env, name, cmd, drain_timeout=drain_timeout, app_log=app_log)
     master = srv.wait_ready()
-    load = Load(duration, port=port, keepalive=keepalive)
+    load = Load(duration + 2, port=port, keepalive=keepalive)
     start = time.monotonic()
     watch = ExitWatch()
     generations = [master]
@@ -49,6 +49,7 @@ def multiproc_restarts(env, name, cmd, port, restarts=3, duration=6.0, keepalive
                 watch.watch(p, since)
         old_members += [p for p in members if p != new]
         generations.append(new)
+    check(load.proc.poll() is None, "the load ended before the last restart")
     res = load.result()
     exit_ms = watch.wait(exit_limit if exit_limit is not None else drain_timeout + 6)
     check_no_errors(res, name)
@@ -169,9 +170,13 @@ def nginx_test(daemon, keepalive=False):
         nginx = shutil.which("nginx") or "/usr/sbin/nginx"
         row, srv = multiproc_restarts(env, "nginx" + (" daemon on" if daemon else ""),
                                       [nginx, "-p", env.tmp, "-c", conf], port,
-                                      keepalive=keepalive)
+                                      keepalive=keepalive, app_log=env.path("nginx-error.log"))
         if daemon:
-            check(read_pid(env.path("nginx-own.pid")) == srv.pid or True, "")
+            # nginx's own pid file, rewritten by each new master, survives
+            # the old masters' exits.
+            check(read_pid(env.path("nginx-own.pid")) == srv.pid,
+                  "nginx's pid file says %s, the live master is %s" %
+                  (read_pid(env.path("nginx-own.pid")), srv.pid))
         return row
     return test
 

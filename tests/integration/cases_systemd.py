@@ -5,6 +5,7 @@ pid file contract, `make install`/`uninstall`, and the library's exports."""
 import json
 import os
 import re
+import signal
 import socket
 import struct
 import subprocess
@@ -56,22 +57,62 @@ def status_text(target):
     return r.stdout
 
 
-class Launched(Server):
-    """A process tree started by the test itself (not through the source
-    wrapper), cleaned up with the servers: its own session, killed at the end."""
+class Launched:
+    """A process tree the test starts itself (not through the source wrapper),
+    in its own session; registered with the servers so the runner shows its
+    log on failure and kills it at the end."""
 
     def __init__(self, env, name, argv, penv, pidfile):
         self.env = env
         self.name = name
         self.pidfile = pidfile
         self.log = env.path(name + ".log")
-        self.cmd = argv
         self.known = set()
-        self.logf = open(self.log, "ab")
-        self.proc = subprocess.Popen(argv, stdout=self.logf, stderr=subprocess.STDOUT, env=penv,
-                                     cwd=env.tmp, start_new_session=True)
+        with open(self.log, "ab") as logf:
+            self.proc = subprocess.Popen(argv, stdout=logf, stderr=subprocess.STDOUT, env=penv,
+                                         cwd=env.tmp, start_new_session=True)
         self.known.add(self.proc.pid)
         env.servers.append(self)
+
+    @property
+    def pid(self):
+        return read_pid(self.pidfile)
+
+    def wait_ready(self, timeout=15):
+        def ready():
+            pid = read_pid(self.pidfile)
+            return pid if pid and pid_alive(pid) else None
+        pid = wait_for(ready, timeout, "%s to write its pid file (log: %s)" %
+                       (self.name, self.tail()))
+        self.known.add(pid)
+        return pid
+
+    def wait_gone(self, pid, timeout):
+        wait_for(lambda: not pid_alive(pid), timeout, "pid %d to exit" % pid)
+
+    def log_text(self):
+        try:
+            with open(self.log, "rb") as f:
+                return f.read().decode(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def tail(self, lines=15):
+        return "\n".join(self.log_text().splitlines()[-lines:])
+
+    def kill(self):
+        for pid in set(self.known) | {self.pid or 0}:
+            if pid <= 0:
+                continue
+            for fn in (os.killpg, os.kill):
+                try:
+                    fn(pid, signal.SIGKILL)
+                except (ProcessLookupError, PermissionError):
+                    pass
+        try:
+            self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            pass
 
 
 # ---- a. sd_notify ----
@@ -268,9 +309,12 @@ def test_socket_activation(env):
     time.sleep(1)
     pids = [first]
     for _ in range(restarts):
-        rc, out, err = Server.restart(act)
-        check(rc == 0, "restart failed (%d): %s %s\nlog:\n%s" % (rc, out, err, act.tail()))
-        new = int(re.search(r"new pid (\d+)", out).group(1))
+        r = run_wrapper(["restart", "--pidfile", pidfile], env=env.preload_env())
+        m = re.fullmatch(r"restarted: new pid (\d+), handover [0-9.]+ ms\n", r.stdout)
+        check(r.returncode == 0 and m, "restart failed (%d): %r %r\nlog:\n%s" %
+              (r.returncode, r.stdout, r.stderr, act.tail()))
+        new = int(m.group(1))
+        act.known.add(new)
         check(read_pid(pidfile) == new, "pid file does not name the new pid %d" % new)
         pids.append(new)
         time.sleep(1)
@@ -280,7 +324,7 @@ def test_socket_activation(env):
     check(pids[-1] in seen or http_get(port)[1].get("x-pid") == str(pids[-1]),
           "the last generation does not serve")
 
-    r = Server.stop(act)
+    r = run_wrapper(["stop", "--pidfile", pidfile], env=env.preload_env())
     check(r.returncode == 0, "hotrestart stop exited %d: %s" % (r.returncode, r.stderr))
     try:
         act.proc.wait(timeout=15 * SCALE)

@@ -140,11 +140,12 @@ class Server:
     so every generation it starts can be found and killed at the end."""
 
     def __init__(self, env, name, cmd, drain_timeout=10, ready_timeout=10, extra_env=None,
-                 cwd=None, run_args=()):
+                 cwd=None, run_args=(), app_log=None):
         self.env = env
         self.name = name
         self.pidfile = env.path(name + ".pid")
         self.log = env.path(name + ".log")
+        self.app_log = app_log  # where the app redirects stderr (nginx's error_log)
         self.cmd = cmd
         self.known = set()
         args = [WRAPPER, "run", "--pidfile", self.pidfile, "--drain-timeout", str(drain_timeout),
@@ -170,15 +171,17 @@ class Server:
         return read_pid(self.pidfile)
 
     def tail(self, lines=15):
-        try:
-            with open(self.log, "rb") as f:
-                return b"\n".join(f.read().splitlines()[-lines:]).decode(errors="replace")
-        except FileNotFoundError:
-            return ""
+        return "\n".join(self.log_text().splitlines()[-lines:])
 
     def log_text(self):
-        with open(self.log, "rb") as f:
-            return f.read().decode(errors="replace")
+        text = b""
+        for path in filter(None, (self.log, self.app_log)):
+            try:
+                with open(path, "rb") as f:
+                    text += f.read()
+            except FileNotFoundError:
+                pass
+        return text.decode(errors="replace")
 
     def restart(self, timeout=30):
         """Runs `hotrestart restart`; returns (exit status, stdout, stderr)."""
