@@ -95,10 +95,12 @@ int hr_park(void)
 	}
 }
 
-/* Idle: something was exchanged, the last request was answered and the
- * answer is acknowledged, and no new input is queued. Shutting down the
- * read side then only turns the app's next wait for input into end of
- * file: queued input is still read and responses are still written. */
+/* Idle: something was exchanged, the app wrote after it last received
+ * (it answered), and no new input is queued. Shutting down the read side
+ * then only turns the app's next wait for input into end of file: input
+ * that arrives is still read, answers are still written in full. A request
+ * that races the shutdown meets a closed connection before any byte of its
+ * answer, which HTTP clients retry on a reused connection. */
 static int hr_conn_idle(int fd)
 {
 	struct tcp_info ti;
@@ -110,8 +112,7 @@ static int hr_conn_idle(int fd)
 		return 0;
 	}
 	if (ti.tcpi_state != 1 /* TCP_ESTABLISHED */ || ti.tcpi_bytes_received == 0 ||
-	    ti.tcpi_bytes_acked == 0 || ti.tcpi_unacked || ti.tcpi_notsent_bytes ||
-	    ti.tcpi_last_data_recv < ti.tcpi_last_data_sent)
+	    ti.tcpi_bytes_acked == 0 || ti.tcpi_last_data_recv < ti.tcpi_last_data_sent)
 		return 0;
 	int queued = 0;
 	return hr_real.ioctl(fd, FIONREAD, &queued) == 0 && queued == 0;

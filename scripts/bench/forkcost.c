@@ -2,13 +2,15 @@
  * Benchmark tooling: what a plain fork()+exec() costs a process holding N MiB
  * of touched memory, for contrast with hotrestart's vfork-style spawn.
  *
- *   forkcost --mib N [--iterations K] [--mode fork|vfork]
+ *   forkcost --mib N [--iterations K] [--mode fork|vfork|both]
  *
  * Allocates N MiB with malloc() and writes one byte per page (as the test
  * servers' --touch-mib does), then K times: creates a CLOEXEC pipe, takes the
  * time, forks (or vforks) a child that execs /bin/true, and takes the time
  * again when the parent reads end-of-file on the pipe, i.e. when the exec
- * closed the child's copy of the write end. Prints "ms X" per iteration.
+ * closed the child's copy of the write end. Prints "fork X" or "vfork X"
+ * (milliseconds) per spawn; --mode both does a fork and a vfork per
+ * iteration, so the memory is touched once for both.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -53,15 +55,19 @@ int main(int argc, char **argv)
         { 0 },
     };
     long mib = -1, iters = 5;
-    int use_vfork = 0, opt;
+    int modes = 1, opt; /* bit 0: fork, bit 1: vfork */
     while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (opt) {
         case 'm': mib = atol(optarg); break;
         case 'i': iters = atol(optarg); break;
         case 'M':
-            if (!strcmp(optarg, "vfork"))
-                use_vfork = 1;
-            else if (strcmp(optarg, "fork"))
+            if (!strcmp(optarg, "fork"))
+                modes = 1;
+            else if (!strcmp(optarg, "vfork"))
+                modes = 2;
+            else if (!strcmp(optarg, "both"))
+                modes = 3;
+            else
                 goto usage;
             break;
         default:
@@ -82,7 +88,10 @@ int main(int argc, char **argv)
             p[i] = 1;
         mem = p;
     }
-    for (long i = 0; i < iters; i++) {
+    for (long k = 0; k < 2 * iters; k++) {
+        int use_vfork = (int)(k & 1);
+        if (!(modes & (1 << use_vfork)))
+            continue;
         int pfd[2];
         if (pipe2(pfd, O_CLOEXEC) < 0) {
             perror("forkcost: pipe2");
@@ -102,10 +111,10 @@ int main(int argc, char **argv)
         close(pfd[0]);
         int st;
         waitpid(pid, &st, 0);
-        printf("ms %.3f\n", t1 - t0);
+        printf("%s %.3f\n", use_vfork ? "vfork" : "fork", t1 - t0);
     }
     return 0;
 usage:
-    fprintf(stderr, "usage: forkcost --mib N [--iterations K] [--mode fork|vfork]\n");
+    fprintf(stderr, "usage: forkcost --mib N [--iterations K] [--mode fork|vfork|both]\n");
     return 2;
 }

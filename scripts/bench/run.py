@@ -60,10 +60,10 @@ TOOLS = {  # name: (source, extra cc flags)
 }
 
 FULL = dict(load_s=8, restarts=10, first_s=1.0, every_s=0.6, conns=8, bucket_ms=50,
-            concurrent=False, pairs=5, pair_s=3, warmup_s=1, spawn_restarts=5, fork_iters=5,
+            concurrent=False, pairs=5, pair_s=3, warmup_s=1, spawn_restarts=5, fork_iters=5, spawn_s=150,
             scale_conns=10000, scale_listeners=64, scale_restarts=3, budget_s=560)
 QUICK = dict(load_s=2, restarts=3, first_s=0.25, every_s=0.5, conns=8, bucket_ms=50,
-             concurrent=True, pairs=3, pair_s=1, warmup_s=0, spawn_restarts=2, fork_iters=3,
+             concurrent=True, pairs=3, pair_s=1, warmup_s=0, spawn_restarts=3, fork_iters=3, spawn_s=30,
              scale_conns=10000, scale_listeners=64, scale_restarts=2, budget_s=112)
 
 METHOD_LABEL = {
@@ -205,6 +205,14 @@ def boost(tid, nice):
         os.setpriority(os.PRIO_PROCESS, tid, nice)
     except OSError:
         pass
+
+
+def loadavg():
+    try:
+        with open("/proc/loadavg") as f:
+            return " ".join(f.read().split()[:3])
+    except OSError:
+        return "?"
 
 
 def wait_until(pred, timeout, what, interval=0.001):
@@ -719,11 +727,11 @@ class Bench:
         if now() - self.t_start + need > self.cfg["budget_s"]:
             raise OutOfTime("time budget of %d s used up" % self.cfg["budget_s"])
 
-    def emit(self, text):
+    def emit(self, text, section=0):
         print(text)
         print()
         sys.stdout.flush()
-        self.md.append(text)
+        self.md.append((section, len(self.md), text))
 
     def build_tools(self):
         os.makedirs(OUT, exist_ok=True)
@@ -943,7 +951,7 @@ class Bench:
 
         how = ("wrk and the load client together, %d connections each" % (c["conns"] // 2)
                if c["concurrent"] else "one client at a time, %d connections" % c["conns"])
-        self.emit("## 1. Client-visible errors during restarts under load\n\n"
+        self.emit(section=1, text="## 1. Client-visible errors during restarts under load\n\n"
                   "Each row: one server restarted %d times (every %.1f s from t=%.2f s) during "
                   "a %d s load on 127.0.0.1 (%s; a paced probe adds ~1 connection/0.5 ms). "
                   "lc = the project's load client (errors by kind, retried = keep-alive "
@@ -964,7 +972,7 @@ class Bench:
                            if lc else "n/a")
                 row.append(str(wk["wrk"]["errors"]) if wk else "n/a")
             overview.append(row)
-        self.emit("### Overview\n\n" + md_table(
+        self.emit(section=1, text="### Overview\n\n" + md_table(
             ["server", "method", "restarts", "lc close: errors / max gap",
              "wrk close: errors (raw)", "lc keep-alive: errors / max gap",
              "wrk keep-alive: errors (raw)"], overview))
@@ -978,7 +986,7 @@ class Bench:
                 rows.append([server, METHOD_LABEL[method], r["restarts"], lc["ok"],
                              fmt(lc["rps"], 0)] + [lc[k] for k in ERROR_KINDS] +
                             [lc["retried"], lc["max_gap_ms"]])
-            self.emit("### Load client, %s\n\n" % ("connection per request" if mode == "close"
+            self.emit(section=1, text="### Load client, %s\n\n" % ("connection per request" if mode == "close"
                                                    else "keep-alive") +
                       md_table(["server", "method", "restarts", "ok", "req/s"] +
                                list(ERROR_KINDS) + ["retried", "max gap ms"], rows))
@@ -992,14 +1000,14 @@ class Bench:
                 rows.append([server, METHOD_LABEL[method], r["restarts"], w["requests"],
                              fmt(w["rps"], 0), w["connect"], w["read"], w["write"], w["timeout"],
                              w["non2xx"]])
-            self.emit("### wrk, %s (raw counts)\n\n" % ("`-H 'Connection: close'`"
+            self.emit(section=1, text="### wrk, %s (raw counts)\n\n" % ("`-H 'Connection: close'`"
                                                        if mode == "close" else "keep-alive") +
                       md_table(["server", "method", "restarts", "requests", "req/s",
                                 "connect err", "read err", "write err", "timeouts", "non-2xx"],
                                rows))
         failed = [r for r in runs if r["error"]]
         if failed:
-            self.emit("Restart failures: " + "; ".join(
+            self.emit(section=1, text="Restart failures: " + "; ".join(
                 "%s/%s/%s: %s" % (r["server"], r["method"], r["mode"], r["error"][:200])
                 for r in failed))
         self.summary["restarts"] = [
@@ -1038,7 +1046,7 @@ class Bench:
                 wrapper_cmd_ms_median=median(h.get("cmd_ms") for h in hs))
         self.summary["handover"] = summ
         hr = summ.get("epoll_lt/hotrestart", {})
-        self.emit("## 3. Handover time\n\n"
+        self.emit(section=3, text="## 3. Handover time\n\n"
                   "All restarts of section 1 with the epoll test server (and nginx), every client "
                   "mode pooled. t0 = the restart signal: for hotrestart the moment the old "
                   "process's shim log line 'restart requested on the control socket' reached "
@@ -1105,7 +1113,7 @@ class Bench:
             summ[k] = dict(without=wo, with_=wi, ratio_median=rat)
         summ["errors"] = errs
         self.summary["overhead"] = summ
-        self.emit("## 2. Accept-path overhead of the preloaded library\n\n"
+        self.emit(section=2, text="## 2. Accept-path overhead of the preloaded library\n\n"
                   "epoll_lt without LD_PRELOAD vs. under `hotrestart run` (no restart), wrk "
                   "-t1 -c%d -H 'Connection: close' (one connection per request), %d pairs of "
                   "%d s runs taken alternately (order swapped every pair). Medians; ratio = "
@@ -1122,8 +1130,19 @@ class Bench:
         rows, plot = [], []
         summ = {}
         target = Target("epoll_lt", os.path.join(OUT, "www-epoll_lt"))
+        # Every generation touches its memory again before it is ready (about
+        # 1 s per GiB here when the machine is quiet, much more when not), so
+        # each size gets a share of the section's time: at least one restart,
+        # more while the share lasts.
+        t_section = now()
+        share = {100: 0.1, 1024: 0.25, 4096: 0.65}
         for mib in sizes:
-            self.check_time(12 + 6 * c["spawn_restarts"] * mib / 1024)
+            if now() - self.t_start + 5 + 3 * mib / 1024 > c["budget_s"]:
+                self.notes.append("section 4: %d MiB and larger skipped (time budget)" % mib)
+                break
+            t_size = now()
+            slice_s = share[mib] * min(c["spawn_s"],
+                                       c["budget_s"] - (t_section - self.t_start))
             port = pick_ports()
             logp = LogPipe(os.path.join(LOGS, "spawn-%d.log" % mib))
             m = HotRestart(target, port, logp,
@@ -1133,19 +1152,23 @@ class Bench:
             rss = None
             try:
                 pid = m.start()
+                start_s = now() - t_size
                 rss = rss_mib(pid)
-                for _ in range(c["spawn_restarts"]):
+                for i in range(c["spawn_restarts"]):
+                    t_r = now()
                     r = m.restart()
                     if EXITS.wait(r["old_pid"], 120) is None:
                         raise BenchError("old generation %d did not exit" % r["old_pid"])
                     r["sig_exec_ms"] = ((r["t_exec_line"] - r["t0"]) * 1e3
                                         if "t_exec_line" in r else None)
                     recs.append(r)
+                    # one more restart, then forkcost touching the memory once
+                    if now() - t_size + 1.3 * (now() - t_r) + start_s > slice_s:
+                        break
             finally:
                 m.stop()
                 logp.close()
-            forks = self.forkcost(mib, "fork")
-            vforks = self.forkcost(mib, "vfork")
+            forks, vforks = self.forkcost(mib)
             ex = [r.get("exec_ms") for r in recs]
             se = [r.get("sig_exec_ms") for r in recs]
             ho = [r.get("wrapper_ms") for r in recs]
@@ -1171,9 +1194,10 @@ class Bench:
         summ["ratio_4GiB_to_0.1GiB"] = ratio
         summ["target_met"] = ratio is not None and ratio <= 2.0
         self.summary["spawn"] = summ
-        self.emit("## 4. Spawn cost versus server size\n\n"
-                  "epoll_lt --touch-mib N under hotrestart, %d restarts per size (each after the "
-                  "previous old generation exited). 'exec after' = the shim's own log value "
+        self.emit(section=4, text="## 4. Spawn cost versus server size\n\n"
+                  "epoll_lt --touch-mib N under hotrestart, up to %d restarts per size (each "
+                  "after the previous old generation exited; fewer when the successors' touching "
+                  "of their memory ate the time share). 'exec after' = the shim's own log value "
                   "(time from starting the spawn to the successor's exec; vfork semantics); "
                   "signal -> exec line = from the restart request's log line to the 'upgrade: "
                   "started' line, as stamped on arrival; handover = `hotrestart restart`'s value, "
@@ -1187,13 +1211,18 @@ class Bench:
                             "signal -> exec line", "handover", "fork+exec", "vfork+exec"], rows))
         self.plot_spawn(plot)
 
-    def forkcost(self, mib, mode):
+    def forkcost(self, mib):
         r = subprocess.run([os.path.join(OUT, "forkcost"), "--mib", str(mib), "--iterations",
-                            str(self.cfg["fork_iters"]), "--mode", mode],
+                            str(self.cfg["fork_iters"]), "--mode", "both"],
                            capture_output=True, text=True, timeout=180)
         if r.returncode != 0:
             raise BenchError("forkcost failed: " + r.stderr.strip())
-        return [float(l.split()[1]) for l in r.stdout.splitlines() if l.startswith("ms ")]
+        out = {"fork": [], "vfork": []}
+        for line in r.stdout.splitlines():
+            kind, _, ms = line.partition(" ")
+            if kind in out:
+                out[kind].append(float(ms))
+        return out["fork"], out["vfork"]
 
     # -- section 5: scale
 
@@ -1299,7 +1328,7 @@ class Bench:
                  fmt(summ["exit_ms_max"])],
                 ["t0 -> all %d connections re-established on the new generation" % n,
                  fmt(summ["back_ms_median"]), fmt(summ["back_ms_max"])]]
-        self.emit("## 5. Scale: %d idle keep-alive connections, %d listeners\n\n"
+        self.emit(section=5, text="## 5. Scale: %d idle keep-alive connections, %d listeners\n\n"
                   "scripts/bench/scaleserver.c (one epoll thread, %d listeners on consecutive "
                   "ports) under hotrestart; scripts/bench/idleclient.c holds %d connections "
                   "spread over the listeners, each after one request/response, and replaces any "
@@ -1389,7 +1418,22 @@ class Bench:
 
     # -- main
 
+    def clean(self):
+        """Removes the previous run's results (keeps the built helpers)."""
+        if not os.path.isdir(OUT):
+            return
+        for name in os.listdir(OUT):
+            path = os.path.join(OUT, name)
+            if name in TOOLS:
+                continue
+            if os.path.isdir(path):
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                os.unlink(path)
+
     def run(self):
+        self.clean()
+        self.summary["loadavg_start"] = loadavg()
         self.build_tools()
         machine = self.machine()
         self.emit("# hotrestart benchmarks\n\nMachine: %s" % machine)
@@ -1409,21 +1453,23 @@ class Bench:
             self.report_handover(runs)
             pngs = self.plot_timelines(runs)
             if pngs:
-                self.emit("Timelines: " + ", ".join(os.path.relpath(p, ROOT) for p in pngs))
-        for name, fn in (("4", self.spawn_cost), ("5", self.scale)):
+                self.emit(section=1, text="Timelines: " + ", ".join(os.path.relpath(p, ROOT) for p in pngs))
+        for name, fn in (("5", self.scale), ("4", self.spawn_cost)):
             try:
                 fn()
             except OutOfTime as e:
                 self.notes.append("section %s skipped: %s" % (name, e))
         if os.path.exists(os.path.join(OUT, "spawn.png")):
-            self.emit("Spawn plot: build/bench/spawn.png")
+            self.emit("Spawn plot: build/bench/spawn.png", section=4)
         elapsed = now() - self.t_start
         self.summary["elapsed_s"] = round(elapsed, 1)
         self.summary["notes"] = self.notes
-        self.emit("Benchmark time: %.1f s.%s" % (elapsed, "".join(
+        self.summary["loadavg_end"] = loadavg()
+        self.emit(section=9, text="Benchmark time: %.1f s; load average at start %s, at end %s.%s" % (
+            elapsed, self.summary["loadavg_start"], self.summary["loadavg_end"], "".join(
             "\n\nNote: " + n for n in self.notes)))
         with open(os.path.join(OUT, "results.md"), "w") as f:
-            f.write("\n\n".join(self.md) + "\n")
+            f.write("\n\n".join(text for _, _, text in sorted(self.md)) + "\n")
         with open(os.path.join(OUT, "summary.json"), "w") as f:
             json.dump(self.summary, f, indent=1, default=str)
             f.write("\n")

@@ -69,12 +69,14 @@ def multiproc_restarts(env, name, cmd, port, restarts=3, duration=6.0, keepalive
                 exit_ms=exit_ms), srv
 
 
-def model(name, keepalive=False, **kw):
+def model(name, keepalive=False, workers=2, **kw):
     def test(env):
         port = free_port()
-        row, srv = multiproc_restarts(env, name, [server_bin(name), "--port", str(port)], port,
-                                      keepalive=keepalive, **kw)
-        log = srv.log_text()
+        # A prefork worker holds one keep-alive client at a time: as many
+        # workers as clients, or queued clients starve as they would anyway.
+        row, _ = multiproc_restarts(env, name, [server_bin(name), "--port", str(port),
+                                                "--workers", str(workers)], port,
+                                    keepalive=keepalive, **kw)
         return row
     return test
 
@@ -211,8 +213,25 @@ TESTS = [
     ("nginx master_process daemon off", nginx_test(False)),
     ("nginx daemon on", nginx_test(True)),
     ("node http.createServer", test_node),
-    ("keep-alive: prefork", model("prefork", keepalive=True, drain_timeout=20, exit_limit=5)),
+    ("keep-alive: prefork", model("prefork", keepalive=True, workers=8, drain_timeout=20,
+                                  exit_limit=5)),
     ("keep-alive: master/worker", model("master", keepalive=True, drain_timeout=20,
                                         exit_limit=5)),
     ("keep-alive: nginx", nginx_test(False, keepalive=True)),
 ]
+
+
+def bypass(mode):
+    """Keep-alive restarts of a server that closes, dups and accepts around
+    the obvious calls: zero errors, and the old generation leaves promptly,
+    which it only does if every connection was tracked to its close."""
+    def test(env):
+        port = free_port()
+        return restart_under_load(env, "bypass --mode " + mode,
+                                  [server_bin("bypass"), "--mode", mode, "--port", str(port)],
+                                  [dict(port=port, keepalive=True)], drain_timeout=20,
+                                  exit_limit=6, label="keep-alive")
+    return test
+
+
+TESTS += [("bypass: " + m, bypass(m)) for m in ("closefrom", "close-range", "dup", "syscall")]
