@@ -23,6 +23,11 @@
 void hr_listener_adopt(int fd, int app_nonblock, int inherited)
 {
 	hr_fd_set(fd, HR_FD_LISTENER | (app_nonblock ? HR_FD_NONBLOCK : 0));
+	/* Programs the app execs must not hold the accept queue open; only
+	 * the shim's own exec of the successor passes listeners on. */
+	int fdflags = hr_real.fcntl(fd, F_GETFD);
+	if (fdflags >= 0 && !(fdflags & FD_CLOEXEC))
+		hr_real.fcntl(fd, F_SETFD, fdflags | FD_CLOEXEC);
 	hr_holds_listeners = 1;
 	/* The first process of the generation to hold a listener owns it: it
 	 * takes the restart signal and answers the control socket. */
