@@ -63,7 +63,7 @@ FULL = dict(load_s=8, restarts=10, first_s=1.0, every_s=0.6, conns=8, bucket_ms=
             concurrent=False, pairs=5, pair_s=3, warmup_s=1, spawn_restarts=5, fork_iters=5, spawn_s=150,
             scale_conns=10000, scale_listeners=64, scale_restarts=3, budget_s=560)
 QUICK = dict(load_s=2, restarts=3, first_s=0.25, every_s=0.5, conns=8, bucket_ms=50,
-             concurrent=True, pairs=3, pair_s=1, warmup_s=0, spawn_restarts=3, fork_iters=3, spawn_s=30,
+             concurrent=True, pairs=3, pair_s=1, warmup_s=0, spawn_restarts=3, fork_iters=3, spawn_s=20,
              scale_conns=10000, scale_listeners=64, scale_restarts=2, budget_s=112)
 
 METHOD_LABEL = {
@@ -1136,6 +1136,7 @@ class Bench:
         # more while the share lasts.
         t_section = now()
         share = {100: 0.1, 1024: 0.25, 4096: 0.65}
+        self.check_time(10)
         for mib in sizes:
             if now() - self.t_start + 5 + 3 * mib / 1024 > c["budget_s"]:
                 self.notes.append("section 4: %d MiB and larger skipped (time budget)" % mib)
@@ -1155,15 +1156,12 @@ class Bench:
                 start_s = now() - t_size
                 rss = rss_mib(pid)
                 for i in range(c["spawn_restarts"]):
-                    t_r = now()
-                    r = m.restart()
-                    if EXITS.wait(r["old_pid"], 120) is None:
-                        raise BenchError("old generation %d did not exit" % r["old_pid"])
-                    r["sig_exec_ms"] = ((r["t_exec_line"] - r["t0"]) * 1e3
-                                        if "t_exec_line" in r else None)
-                    recs.append(r)
-                    # one more restart, then forkcost touching the memory once
-                    if now() - t_size + 1.3 * (now() - t_r) + start_s > slice_s:
+                    # Waiting for this restart's handover costs about one more
+                    # start; a later restart one more, forkcost one more.
+                    last = (i == c["spawn_restarts"] - 1 or
+                            now() - t_size + 3 * start_s > slice_s)
+                    recs.append(self.signal_restart(m, wait=not last))
+                    if last:
                         break
             finally:
                 m.stop()
@@ -1171,7 +1169,7 @@ class Bench:
             forks, vforks = self.forkcost(mib)
             ex = [r.get("exec_ms") for r in recs]
             se = [r.get("sig_exec_ms") for r in recs]
-            ho = [r.get("wrapper_ms") for r in recs]
+            ho = [r.get("handover_ms") for r in recs]
             summ[str(mib)] = dict(rss_mib=rss, exec_ms_median=median(ex), exec_ms_max=vmax(ex),
                                   signal_to_exec_line_ms_median=median(se),
                                   handover_ms_median=median(ho), fork_exec_ms_median=median(forks),
@@ -1195,13 +1193,14 @@ class Bench:
         summ["target_met"] = ratio is not None and ratio <= 2.0
         self.summary["spawn"] = summ
         self.emit(section=4, text="## 4. Spawn cost versus server size\n\n"
-                  "epoll_lt --touch-mib N under hotrestart, up to %d restarts per size (each "
-                  "after the previous old generation exited; fewer when the successors' touching "
-                  "of their memory ate the time share). 'exec after' = the shim's own log value "
-                  "(time from starting the spawn to the successor's exec; vfork semantics); "
-                  "signal -> exec line = from the restart request's log line to the 'upgrade: "
-                  "started' line, as stamped on arrival; handover = `hotrestart restart`'s value, "
-                  "which includes the successor touching its N MiB again before it is ready. "
+                  "epoll_lt --touch-mib N under hotrestart, restarted with the shim's restart "
+                  "signal (SIGUSR2) up to %d times per size, each after the previous old "
+                  "generation exited (fewer when the successors' re-touching of their memory "
+                  "used up the time share; the last restart is not waited for). 'exec after' = "
+                  "the shim's own log value (from starting the spawn to the successor's exec; "
+                  "vfork semantics); signal -> exec line = from kill(SIGUSR2) to the arrival of "
+                  "the 'upgrade: started' log line; handover = the shim's 'handover ... after X "
+                  "ms', which includes the successor touching its N MiB before it is ready. "
                   "fork+exec / vfork+exec: scripts/bench/forkcost.c holding the same memory, "
                   "from fork() in the parent to the exec in the child (CLOEXEC pipe closing), "
                   "%d runs each. Median / max ms. Ratio of hotrestart's spawn at 4 GiB to 0.1 "
@@ -1210,6 +1209,32 @@ class Bench:
                   md_table(["GiB touched", "RSS MiB", "restarts", "hotrestart exec after",
                             "signal -> exec line", "handover", "fork+exec", "vfork+exec"], rows))
         self.plot_spawn(plot)
+
+    def signal_restart(self, m, wait):
+        """Restart with the shim's restart signal (SIGUSR2): t0 is when it was
+        sent. With wait, until the handover and the old generation's exit."""
+        old = read_pid(m.pidfile)
+        EXITS.watch(old)
+        mark = m.logp.mark()
+        t0 = now()
+        os.kill(old, signal.SIGUSR2)
+        up = m.logp.find(r"hotrestart\[%d\]: upgrade: started .* as pid (\d+) .*exec after "
+                         r"([0-9.]+) ms" % old, mark, timeout=30)
+        if not up:
+            raise BenchError("no 'upgrade: started' line after the restart signal:\n" +
+                             m.logp.tail())
+        new = int(up[1].group(1))
+        res = dict(t0=t0, old_pid=old, new_pid=new, exec_ms=float(up[1].group(2)),
+                   sig_exec_ms=(up[0] - t0) * 1e3)
+        if wait:
+            ho = m.logp.find(r"hotrestart\[%d\]: handover to pid %d after (\d+) ms" % (old, new),
+                             mark, timeout=m.ready_timeout + 10)
+            if not ho:
+                raise BenchError("no handover after the restart signal:\n" + m.logp.tail())
+            res["handover_ms"] = float(ho[1].group(1))
+            if EXITS.wait(old, 120) is None:
+                raise BenchError("old generation %d did not exit" % old)
+        return res
 
     def forkcost(self, mib):
         r = subprocess.run([os.path.join(OUT, "forkcost"), "--mib", str(mib), "--iterations",
