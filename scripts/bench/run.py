@@ -61,10 +61,10 @@ TOOLS = {  # name: (source, extra cc flags)
 
 FULL = dict(load_s=8, restarts=10, first_s=1.0, every_s=0.6, conns=8, bucket_ms=50,
             concurrent=False, pairs=5, pair_s=3, warmup_s=1, spawn_restarts=5, fork_iters=5, spawn_s=150,
-            scale_conns=10000, scale_listeners=64, scale_restarts=3, budget_s=560)
+            scale_conns=10000, scale_listeners=64, scale_restarts=3, budget_s=540, hard_s=585)
 QUICK = dict(load_s=2, restarts=3, first_s=0.25, every_s=0.5, conns=8, bucket_ms=50,
              concurrent=True, pairs=3, pair_s=1, warmup_s=0, spawn_restarts=3, fork_iters=3, spawn_s=20,
-             scale_conns=10000, scale_listeners=64, scale_restarts=2, budget_s=112)
+             scale_conns=10000, scale_listeners=64, scale_restarts=2, budget_s=100, hard_s=112)
 
 METHOD_LABEL = {
     "naive": "naive stop/start",
@@ -84,6 +84,10 @@ class BenchError(Exception):
 
 class OutOfTime(Exception):
     pass
+
+
+class HardTimeout(BaseException):
+    """The whole run's hard limit: not caught by a section, ends the run."""
 
 
 def now():
@@ -720,6 +724,7 @@ class Bench:
         self.migrate_writable = False
         self.notes = []
         self.runs = []
+        self.written = False
 
     # -- helpers
 
@@ -885,6 +890,7 @@ class Bench:
                                                c["bucket_ms"])
             else:
                 procs["wrk"] = start_wrk(port, c["load_s"], conns, keep)
+        launch_ms = (now() - t_launch) * 1e3
         restarts = []
         error = None
         for i in range(c["restarts"]):
@@ -933,7 +939,10 @@ class Bench:
                                                      run["lc"]["max_gap_ms"]))
         if "wrk" in run:
             desc.append("wrk req=%d err=%d" % (run["wrk"]["requests"], run["wrk"]["errors"]))
-        log("%-45s restarts=%d %s" % (tag, len(restarts), " ".join(desc)))
+        log("%-40s restarts=%d %s (launch %.0f ms; restarts at %s s took %s ms)" %
+            (tag, len(restarts), " ".join(desc), launch_ms,
+             ",".join("%.2f" % (r["t0"] - t_launch) for r in restarts),
+             ",".join("%.0f" % ((r["t_done"] - r.get("t_cmd", r["t0"])) * 1e3) for r in restarts)))
         return run
 
     def report_restarts(self, runs):
@@ -1456,48 +1465,64 @@ class Bench:
             else:
                 os.unlink(path)
 
+    def section(self, name, fn):
+        """Runs one section; a failure or the time budget ends only that section."""
+        t = now()
+        try:
+            fn()
+        except OutOfTime as e:
+            self.notes.append("%s cut short: %s" % (name, e))
+        except (BenchError, subprocess.SubprocessError, OSError) as e:
+            self.notes.append("%s failed: %s" % (name, e))
+            log("%s failed: %s" % (name, e))
+        finally:
+            self.migrate_restore()
+        self.summary.setdefault("section_s", {})[name] = round(now() - t, 1)
+        log("%s took %.1f s" % (name, now() - t))
+
+    def report_section1(self):
+        if not self.runs:
+            return
+        self.report_restarts(self.runs)
+        self.report_handover(self.runs)
+        pngs = self.plot_timelines(self.runs)
+        if pngs:
+            self.emit(section=1, text="Timelines: " +
+                      ", ".join(os.path.relpath(p, ROOT) for p in pngs))
+
     def run(self):
         self.clean()
         self.summary["loadavg_start"] = loadavg()
         self.build_tools()
         machine = self.machine()
         self.emit("# hotrestart benchmarks\n\nMachine: %s" % machine)
-        try:
-            self.overhead()
-        except OutOfTime as e:
-            self.notes.append("section 2 cut short: %s" % e)
-        try:
-            self.restart_runs()
-        except OutOfTime as e:
-            self.notes.append("section 1 cut short: %s" % e)
-        finally:
-            self.migrate_restore()
-        runs = self.runs
-        if runs:
-            self.report_restarts(runs)
-            self.report_handover(runs)
-            pngs = self.plot_timelines(runs)
-            if pngs:
-                self.emit(section=1, text="Timelines: " + ", ".join(os.path.relpath(p, ROOT) for p in pngs))
-        for name, fn in (("5", self.scale), ("4", self.spawn_cost)):
-            try:
-                fn()
-            except OutOfTime as e:
-                self.notes.append("section %s skipped: %s" % (name, e))
+        self.section("section 2 (overhead)", self.overhead)
+        self.section("section 1 (restarts under load)", self.restart_runs)
+        self.section("sections 1 and 3 (report)", self.report_section1)
+        self.section("section 5 (scale)", self.scale)
+        self.section("section 4 (spawn cost)", self.spawn_cost)
+        return self.write_results()
+
+    def write_results(self):
+        if self.written:
+            return 1 if any("failed" in n for n in self.notes) else 0
+        self.written = True
         if os.path.exists(os.path.join(OUT, "spawn.png")):
             self.emit("Spawn plot: build/bench/spawn.png", section=4)
         elapsed = now() - self.t_start
         self.summary["elapsed_s"] = round(elapsed, 1)
         self.summary["notes"] = self.notes
         self.summary["loadavg_end"] = loadavg()
-        self.emit(section=9, text="Benchmark time: %.1f s; load average at start %s, at end %s.%s" % (
-            elapsed, self.summary["loadavg_start"], self.summary["loadavg_end"], "".join(
-            "\n\nNote: " + n for n in self.notes)))
+        self.emit(section=9, text="Benchmark time: %.1f s (without make); load average at "
+                  "start %s, at end %s.%s" %
+                  (elapsed, self.summary["loadavg_start"], self.summary["loadavg_end"],
+                   "".join("\n\nNote: " + n for n in self.notes)))
         with open(os.path.join(OUT, "results.md"), "w") as f:
             f.write("\n\n".join(text for _, _, text in sorted(self.md)) + "\n")
         with open(os.path.join(OUT, "summary.json"), "w") as f:
             json.dump(self.summary, f, indent=1, default=str)
             f.write("\n")
+        return 1 if any("failed" in n for n in self.notes) else 0
 
 
 def main():
@@ -1510,17 +1535,21 @@ def main():
         raise KeyboardInterrupt
     signal.signal(signal.SIGTERM, on_signal)
     # A hard bound on the whole run, whatever happens.
-    hard = bench.cfg["budget_s"] + 60
+    hard = bench.cfg["hard_s"]
 
     def on_alarm(sig, frame):
-        raise BenchError("benchmark exceeded its hard time limit of %d s" % hard)
+        raise HardTimeout("benchmark stopped at its hard time limit of %d s" % hard)
     signal.signal(signal.SIGALRM, on_alarm)
     signal.alarm(hard)
     status = 0
     try:
-        bench.run()
+        status = bench.run()
     except (BenchError, subprocess.SubprocessError, OSError) as e:
         log("error: %s" % e)
+        status = 1
+    except HardTimeout as e:
+        log("error: %s" % e)
+        bench.notes.append(str(e))
         status = 1
     except KeyboardInterrupt:
         log("interrupted")
@@ -1529,6 +1558,11 @@ def main():
         signal.alarm(0)
         PROCS.kill_all()
         bench.migrate_restore()
+    if status and bench.md:
+        try:
+            bench.write_results()
+        except (OSError, BenchError) as e:
+            log("could not write the results: %s" % e)
     return status
 
 

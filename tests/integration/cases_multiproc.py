@@ -183,7 +183,7 @@ def nginx_test(daemon, keepalive=False):
     return test
 
 
-def test_node(env):
+def test_node(env, keepalive=False):
     node = shutil.which("node") or shutil.which("nodejs")
     check(node, "node is not installed")
     port = free_port()
@@ -198,8 +198,11 @@ http.createServer((req, res) => {
   res.end(body);
 }).listen(%d, '127.0.0.1');
 """ % port)
-    return restart_under_load(env, "node http", [node, script], [dict(port=port)],
-                              extra_env={"UV_USE_IO_URING": "0"})
+    if keepalive:
+        return restart_under_load(env, "node http", [node, script],
+                                  [dict(port=port, keepalive=True)], drain_timeout=20,
+                                  exit_limit=6, label="keep-alive")
+    return restart_under_load(env, "node http", [node, script], [dict(port=port)])
 
 
 test_prefork_no_respawn_storm.quick = True
@@ -218,6 +221,7 @@ TESTS = [
     ("keep-alive: master/worker", model("master", keepalive=True, drain_timeout=20,
                                         exit_limit=5)),
     ("keep-alive: nginx", nginx_test(False, keepalive=True)),
+    ("keep-alive: node", lambda env: test_node(env, keepalive=True)),
 ]
 
 
