@@ -9,7 +9,7 @@ import subprocess
 import time
 
 from cases_core import ExitWatch, lighttpd_config, restart_under_load
-from harness import (Load, Server, check, check_no_errors, free_port, http_get, pid_alive,
+from harness import (WRAPPER, Load, Server, check, check_no_errors, free_port, http_get, pid_alive,
                      proc_children, read_pid, server_bin, wait_for, SCALE)
 
 
@@ -239,3 +239,76 @@ def bypass(mode):
 
 
 TESTS += [("bypass: " + m, bypass(m)) for m in ("closefrom", "close-range", "dup", "syscall")]
+
+
+def hold_keepalive(port, n):
+    """n client connections that each completed one keep-alive exchange."""
+    import socket
+    socks = []
+    for _ in range(n):
+        s = socket.create_connection(("127.0.0.1", port), timeout=5 * SCALE)
+        s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: keep-alive\r\n\r\n")
+        data = b""
+        while b"\r\n\r\n" not in data:
+            chunk = s.recv(65536)
+            check(chunk, "server closed a keep-alive connection")
+            data += chunk
+        socks.append(s)
+    return socks
+
+
+def hooks_reached(name, make_cmd, app_log=None):
+    """The accept and close hooks are really called in a real daemon: the
+    shim counts the clients' connections, then sees them closed."""
+    def test(env):
+        import json
+        port = free_port()
+        cmd, log = make_cmd(env, port)
+        srv = Server(env, name, cmd, app_log=log)
+        srv.wait_ready()
+
+        def conns():
+            r = subprocess.run([WRAPPER, "status", "--json", "--pidfile", srv.pidfile],
+                               capture_output=True, text=True, timeout=10)
+            return json.loads(r.stdout)["connections"] if r.returncode == 0 else -1
+        socks = hold_keepalive(port, 5)
+        wait_for(lambda: conns() == 5, 5, "the shim to count 5 connections (it sees %d)" %
+                 conns())
+        for s in socks:
+            s.close()
+        wait_for(lambda: conns() == 0, 10, "the shim to see them closed (it sees %d)" %
+                 conns())
+    return test
+
+
+def nginx_cmd(env, port):
+    return ([shutil.which("nginx") or "/usr/sbin/nginx", "-p", env.tmp, "-c",
+             nginx_conf(env, port, False)], env.path("nginx-error.log"))
+
+
+def lighttpd_cmd(env, port):
+    return [shutil.which("lighttpd") or "/usr/sbin/lighttpd", "-D", "-f",
+            lighttpd_config(env, port)], None
+
+
+def node_cmd(env, port):
+    script = env.path("ka.js")
+    with open(script, "w") as f:
+        f.write("require('http').createServer((q, r) => r.end('ok\\n'))"
+                ".listen(%d, '127.0.0.1');\n" % port)
+    return [shutil.which("node") or shutil.which("nodejs"), script], None
+
+
+def python_cmd(env, port):
+    # ThreadingHTTPServer speaking HTTP/1.1, so connections stay open.
+    script = env.path("ka.py")
+    with open(script, "w") as f:
+        f.write("import http.server as h\n"
+                "class H(h.SimpleHTTPRequestHandler):\n    protocol_version = 'HTTP/1.1'\n"
+                "h.ThreadingHTTPServer(('127.0.0.1', %d), H).serve_forever()\n" % port)
+    return ["/usr/bin/python3", script], None
+
+
+TESTS += [("hooks reached: " + n, hooks_reached(n, f)) for n, f in
+          (("nginx", nginx_cmd), ("lighttpd", lighttpd_cmd), ("node", node_cmd),
+           ("python", python_cmd))]
