@@ -300,11 +300,15 @@ static void hr_upgrade_start(void)
 		refuse = "this process is stopping";
 	else if (!atomic_load(&hr_gen->ready_done))
 		refuse = "this process is not ready yet";
-	struct hr_listener_info ls[HR_MAX_LISTENERS];
-	int n = refuse ? 0 : hr_listeners_collect(ls, HR_MAX_LISTENERS);
-	if (!refuse && n == 0)
+	/* On the heap: the agent's stack is small. */
+	struct hr_listener_info *ls = refuse ? NULL : calloc(HR_MAX_LISTENERS, sizeof *ls);
+	int n = ls ? hr_listeners_collect(ls, HR_MAX_LISTENERS) : 0;
+	if (!refuse && !ls)
+		refuse = "out of memory";
+	else if (!refuse && n == 0)
 		refuse = "no listening socket to hand over";
 	if (refuse) {
+		free(ls);
 		char line[160];
 		hr_warn("restart refused: %s", refuse);
 		snprintf(line, sizeof line, "fail %s", refuse);
@@ -322,6 +326,7 @@ static void hr_upgrade_start(void)
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	int spawned = hr_spawn(ls, n, hr_cfg.generation + 1, &A.child, err, sizeof err);
 	clock_gettime(CLOCK_MONOTONIC, &t1);
+	free(ls);
 	if (spawned < 0) {
 		A.child.pidfd = A.child.sock = -1;
 		A.child_exited = 1;
