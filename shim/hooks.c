@@ -339,8 +339,10 @@ static int hr_poll_common(struct pollfd *fds, nfds_t n, const struct timespec *t
 			  const sigset_t *mask, int is_ppoll)
 {
 	hr_libc_init();
+	/* Past 4096 entries the listeners stay visible (the stack copy below
+	 * would be too big); accept() then still refuses to hand out work. */
 	int listeners = 0;
-	if (hr_active && n <= 65536)
+	if (hr_active && n <= 4096)
 		for (nfds_t i = 0; i < n; i++)
 			listeners += hr_fd_kind(hr_fd_get(fds[i].fd)) == HR_FD_LISTENER;
 	if (!listeners || hr_gen_accepting()) {

@@ -140,6 +140,22 @@ def test_repeated_signals(env):
     check(pid_alive(new) and http_get(port)[0] == 200, "the successor does not serve")
 
 
+def test_custom_restart_signal(env):
+    """HOTRESTART_SIGNAL=HUP: HUP restarts, and USR2 is the app's again."""
+    port = free_port()
+    srv = Server(env, "blocking", [server_bin("blocking"), "--port", str(port),
+                                   "--app-signals"], extra_env={"HOTRESTART_SIGNAL": "HUP"})
+    first = srv.wait_ready()
+    os.kill(first, signal.SIGUSR2)
+    wait_for(lambda: "app: got signal 12" in srv.log_text(), 5, "the app's USR2 handler")
+    check(read_pid(srv.pidfile) == first, "USR2 restarted the server")
+    os.kill(first, signal.SIGHUP)
+    new = wait_for(lambda: read_pid(srv.pidfile) != first and read_pid(srv.pidfile), 10,
+                   "HUP to restart the server")
+    check(pid_alive(new) and http_get(port)[1].get("x-pid") == str(new),
+          "the successor started by HUP does not serve")
+
+
 def test_bad_config_runs_without_shim(env):
     """A malformed variable: one clear line, and the server runs as if the
     shim were absent (no pid file, serves normally)."""
@@ -200,6 +216,7 @@ TESTS = [
     ("hotrestart stop", test_wrapper_stop),
     ("app's own signal handlers", test_app_signal_handlers),
     ("repeated USR2 starts one successor", test_repeated_signals),
+    ("HOTRESTART_SIGNAL=HUP", test_custom_restart_signal),
     ("bad HOTRESTART_* value: shim off", test_bad_config_runs_without_shim),
     ("malformed LISTEN_FDS: ignored", test_malformed_listen_fds),
 ]
