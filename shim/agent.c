@@ -185,11 +185,12 @@ static void hr_ready_poll_timeout(int *timeout)
 		*timeout = HR_READY_POLL_MS;
 }
 
-static void hr_on_pred_readable(void)
+/* The predecessor's answer, or its absence once the deadline passed. */
+static void hr_on_pred_readable(int deadline_passed)
 {
 	char buf[16];
 	ssize_t n = recv(A.pred, buf, sizeof buf, MSG_DONTWAIT);
-	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+	if (n < 0 && (errno == EAGAIN || errno == EINTR) && !deadline_passed)
 		return;
 	int acked = n > 0 && strncmp(buf, "ack", 3) == 0;
 	if (!acked)
@@ -569,7 +570,7 @@ static void *hr_agent_main(void *unused)
 				pf[i_pred = n++] = (struct pollfd){ .fd = A.pred, .events = POLLIN };
 				int left = (int)(A.ack_deadline - now);
 				if (left <= 0) {
-					hr_on_pred_readable();
+					hr_on_pred_readable(1);
 					continue;
 				}
 				if (timeout < 0 || left < timeout)
@@ -618,7 +619,7 @@ static void *hr_agent_main(void *unused)
 		if (i_sock >= 0 && pf[i_sock].revents && A.upgrading)
 			hr_on_child_sock();
 		if (i_pred >= 0 && pf[i_pred].revents && A.awaiting_ack)
-			hr_on_pred_readable();
+			hr_on_pred_readable(0);
 		if (i_owner >= 0 && pf[i_owner].revents)
 			hr_maybe_take_over();
 		for (int i = 0; i_clients >= 0 && i < HR_MAX_CLIENTS; i++)
