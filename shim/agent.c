@@ -420,7 +420,7 @@ static void hr_on_client(struct hr_client *c)
 		return;
 	c->buf[strcspn(c->buf, "\r\n")] = '\0';
 	if (strcmp(c->buf, "status") == 0) {
-		char json[4096];
+		static char json[65536]; /* only the agent thread writes it */
 		struct hr_status st = { .generation = hr_cfg.generation,
 					.started_unix = A.started_unix,
 					.upgrading = A.upgrading,

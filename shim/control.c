@@ -7,6 +7,7 @@
 #include "log.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
@@ -73,23 +74,31 @@ static void hr_json_string(char *out, size_t outlen, const char *s)
 
 void hr_control_status_json(const struct hr_status *st, char *out, size_t outlen)
 {
-	struct hr_listener_info ls[64];
-	int n = hr_listeners_collect(ls, 64);
+	struct hr_listener_info *ls = calloc(HR_MAX_LISTENERS, sizeof *ls);
+	int n = ls ? hr_listeners_collect(ls, HR_MAX_LISTENERS) : 0;
 	int phase = hr_gen_phase();
 	size_t o = (size_t)snprintf(out, outlen,
 				    "{\"pid\":%d,\"generation\":%ld,\"started_unix\":%.3f,"
 				    "\"listeners\":[",
 				    (int)hr_self, st->generation, st->started_unix);
-	for (int i = 0; i < n && o < outlen; i++) {
-		char addr[300], name[300];
-		hr_json_string(addr, sizeof addr, ls[i].address);
-		hr_json_string(name, sizeof name, ls[i].name);
-		o += (size_t)snprintf(out + o, outlen - o, "%s{\"fd\":%d,\"address\":%s,\"name\":%s}",
-				      i ? "," : "", ls[i].fd, addr, name);
+	/* Room is kept for the closing fields: the line stays valid JSON. */
+	int shown = 0;
+	for (; shown < n && o + 1200 < outlen; shown++) {
+		char addr[300], name[600];
+		hr_json_string(addr, sizeof addr, ls[shown].address);
+		hr_json_string(name, sizeof name, ls[shown].name);
+		o += (size_t)snprintf(out + o, outlen - o,
+				      "%s{\"fd\":%d,\"address\":%s,\"name\":%s,\"inherited\":%s}",
+				      shown ? "," : "", ls[shown].fd, addr, name,
+				      ls[shown].inherited ? "true" : "false");
 	}
+	free(ls);
+	if (o < outlen)
+		snprintf(out + o, outlen - o, "],\"listeners_total\":%d", n);
+	o = strlen(out);
 	if (o < outlen)
 		snprintf(out + o, outlen - o,
-			 "],\"connections\":%ld,\"upgrading\":%s,\"successor\":%d,"
+			 ",\"connections\":%ld,\"upgrading\":%s,\"successor\":%d,"
 			 "\"draining\":%s,\"stopping\":%s}",
 			 hr_gen_conns(), st->upgrading ? "true" : "false", (int)st->successor,
 			 phase == HR_PHASE_DRAINING ? "true" : "false",
@@ -98,16 +107,15 @@ void hr_control_status_json(const struct hr_status *st, char *out, size_t outlen
 
 void hr_control_reply(int fd, const char *line)
 {
-	char buf[4200];
-	int len = snprintf(buf, sizeof buf, "%s\n", line);
-	if (len > (int)sizeof buf - 1)
-		len = (int)sizeof buf - 1;
+	size_t len = strlen(line);
 	/* A short blocking wait: the client is waiting for this very line. */
 	int fl = hr_real.fcntl(fd, F_GETFL);
 	hr_real.fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
 	struct timeval tv = { .tv_sec = 1 };
 	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-	ssize_t ignored = send(fd, buf, (size_t)len, MSG_NOSIGNAL);
+	struct iovec iov[2] = { { (void *)line, len }, { "\n", 1 } };
+	struct msghdr msg = { .msg_iov = iov, .msg_iovlen = 2 };
+	ssize_t ignored = sendmsg(fd, &msg, MSG_NOSIGNAL);
 	(void)ignored;
 	hr_fd_set(fd, HR_FD_NONE);
 	hr_real.close(fd);

@@ -326,7 +326,7 @@ const char *hr_inherit_name(unsigned long ino)
 	for (int i = 0; i < hr_ninh; i++)
 		if (hr_inh[i].ino == ino && ino)
 			return hr_inh[i].name;
-	return "unknown";
+	return NULL;
 }
 
 int hr_inherit_holds_path(const char *path)

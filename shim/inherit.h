@@ -37,7 +37,7 @@ void hr_inherit_claim_in_place(int fd);
 
 int hr_inherit_unclaimed(void);
 void hr_inherit_close_unclaimed(void);
-/* Name of the inherited listener with this socket inode, or "unknown". */
+/* Name of the inherited listener with this socket inode, or NULL. */
 const char *hr_inherit_name(unsigned long ino);
 /* Whether path names an inherited AF_UNIX listener the app has not yet
  * claimed: its start-up unlink(path) must not delete the live socket. */

@@ -193,6 +193,9 @@ int hr_listeners_collect(struct hr_listener_info *out, int max)
 		out[n].fd = fd;
 		out[n].ino = (unsigned long)st.st_ino;
 		out[n].name = hr_inherit_name(out[n].ino);
+		out[n].inherited = out[n].name != NULL;
+		if (!out[n].name)
+			out[n].name = "unknown"; /* systemd's name for an unnamed socket */
 		hr_format_sockaddr((struct sockaddr *)&ss, len, out[n].address,
 				   sizeof out[n].address);
 		n++;

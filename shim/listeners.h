@@ -33,6 +33,7 @@ struct hr_listener_info {
 	unsigned long ino;
 	char address[128];
 	const char *name;
+	int inherited; /* came from the predecessor or systemd */
 };
 
 /* Distinct listening sockets of this process, for the successor and status. */

@@ -45,6 +45,9 @@ LOGS = os.path.join(OUT, "logs")
 WRAPPER = os.path.join(ROOT, "scripts", "hotrestart")
 LOADCLIENT = os.path.join(BUILD, "loadclient")
 EPOLL_LT = os.path.join(BUILD, "servers", "epoll_lt")
+# The wrapper is run by this interpreter rather than through its
+# "#!/usr/bin/env python3", which may find a slow shim (pyenv: +0.1 s a call).
+PY_WRAPPER = [sys.executable, WRAPPER]
 MIGRATE = "/proc/sys/net/ipv4/tcp_migrate_req"
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 LIGHTTPD = shutil.which("lighttpd") or "/usr/sbin/lighttpd"
@@ -60,10 +63,10 @@ TOOLS = {  # name: (source, extra cc flags)
 }
 
 FULL = dict(load_s=8, restarts=10, first_s=1.0, every_s=0.6, conns=8, bucket_ms=50,
-            concurrent=False, pairs=5, pair_s=3, warmup_s=1, spawn_restarts=5, fork_iters=5, spawn_s=150,
+            concurrent=False, pairs=5, pair_s=3, warmup_s=1, spawn_samples=10, spawn_restarts=2, fork_iters=5, spawn_s=100,
             scale_conns=10000, scale_listeners=64, scale_restarts=3, budget_s=540, hard_s=585)
 QUICK = dict(load_s=2, restarts=3, first_s=0.25, every_s=0.5, conns=8, bucket_ms=50,
-             concurrent=True, pairs=3, pair_s=1, warmup_s=0, spawn_restarts=3, fork_iters=3, spawn_s=20,
+             concurrent=True, pairs=3, pair_s=1, warmup_s=0, spawn_samples=5, spawn_restarts=1, fork_iters=3, spawn_s=24,
              scale_conns=10000, scale_listeners=64, scale_restarts=2, budget_s=100, hard_s=112)
 
 METHOD_LABEL = {
@@ -75,6 +78,9 @@ METHOD_LABEL = {
 }
 METHOD_COLOR = {"naive": "#d62728", "reuseport0": "#ff7f0e", "reuseport1": "#9467bd",
                 "hotrestart": "#2ca02c", "nginx": "#1f77b4"}
+METHOD_SHORT = {"naive": "naive", "reuseport0": "SO_REUSEPORT, migrate=0",
+                "reuseport1": "SO_REUSEPORT, migrate=1", "hotrestart": "hotrestart",
+                "nginx": "nginx USR2 upgrade"}
 ERROR_KINDS = ("refused", "reset", "timeout", "bad", "other")
 
 
@@ -499,9 +505,14 @@ class HotRestart(Method):
             pass
 
     def start(self):
-        self.p = self.spawn([WRAPPER, "run", "--pidfile", self.pidfile, "--drain-timeout", "10",
+        self.launch()
+        return self.wait_ready()
+
+    def launch(self):
+        self.p = self.spawn(PY_WRAPPER + ["run", "--pidfile", self.pidfile, "--drain-timeout", "10",
                              "--ready-timeout", str(self.ready_timeout), "--"] + self.argv)
 
+    def wait_ready(self):
         def ready():
             pid = read_pid(self.pidfile)
             if self.p.poll() is not None:
@@ -514,7 +525,7 @@ class HotRestart(Method):
         EXITS.watch(old)
         mark = self.logp.mark()
         t_cmd = now()
-        r = subprocess.run([WRAPPER, "restart", "--pidfile", self.pidfile, "--timeout",
+        r = subprocess.run(PY_WRAPPER + ["restart", "--pidfile", self.pidfile, "--timeout",
                             str(self.ready_timeout)], capture_output=True, text=True,
                            timeout=self.ready_timeout + 15, env=self.env)
         t_done = now()
@@ -1138,59 +1149,72 @@ class Bench:
         sizes = [100, 1024, 4096]
         rows, plot = [], []
         summ = {}
-        target = Target("epoll_lt", os.path.join(OUT, "www-epoll_lt"))
-        # Every generation touches its memory again before it is ready (about
-        # 1 s per GiB here when the machine is quiet, much more when not), so
-        # each size gets a share of the section's time: at least one restart,
-        # more while the share lasts.
+        self.check_time(15)
         t_section = now()
-        share = {100: 0.1, 1024: 0.25, 4096: 0.65}
-        self.check_time(10)
-        for mib in sizes:
-            if now() - self.t_start + 5 + 3 * mib / 1024 > c["budget_s"]:
-                self.notes.append("section 4: %d MiB and larger skipped (time budget)" % mib)
-                break
-            t_size = now()
-            slice_s = share[mib] * min(c["spawn_s"],
-                                       c["budget_s"] - (t_section - self.t_start))
-            port = pick_ports()
-            logp = LogPipe(os.path.join(LOGS, "spawn-%d.log" % mib))
-            m = HotRestart(target, port, logp,
-                           argv=[EPOLL_LT, "--port", str(port), "--touch-mib", str(mib)],
-                           ready_timeout=120)
-            recs = []
-            rss = None
-            try:
-                pid = m.start()
-                start_s = now() - t_size
-                rss = rss_mib(pid)
+        target = Target("epoll_lt", os.path.join(OUT, "www-epoll_lt"))
+        servers = {}
+        recs = {mib: [] for mib in sizes}
+        hand = {mib: [] for mib in sizes}
+        rss = {}
+        try:
+            # The three servers run side by side and the spawn samples go
+            # round-robin over them, so that the machine's noise of the
+            # moment hits every size alike.
+            for mib in sizes:
+                port = pick_ports()
+                logp = LogPipe(os.path.join(LOGS, "spawn-%d.log" % mib))
+                servers[mib] = HotRestart(target, port, logp, ready_timeout=150,
+                                          argv=[EPOLL_LT, "--port", str(port), "--touch-mib",
+                                                str(mib)])
+                servers[mib].launch()
+            for mib in sizes:
+                rss[mib] = rss_mib(servers[mib].wait_ready())
+            start_s = now() - t_section
+            s_per_gib = start_s / (sum(sizes) / 1024.0)
+            # Spawn samples: each successor is killed right after its exec,
+            # the shim reports the upgrade failed and keeps serving, and the
+            # next sample needs no wait for a successor to touch N MiB.
+            for i in range(c["spawn_samples"]):
+                for mib in sizes:
+                    recs[mib].append(self.signal_restart(servers[mib], kill_successor=True))
+                    time.sleep(0.05)
+            # Real restarts, waited for until the old generation exited: each
+            # costs the successor's touching of N MiB; keep time for forkcost.
+            fork_s = s_per_gib * sum(sizes) / 1024.0
+            for mib in sizes:
                 for i in range(c["spawn_restarts"]):
-                    # Waiting for this restart's handover costs about one more
-                    # start; a later restart one more, forkcost one more.
-                    last = (i == c["spawn_restarts"] - 1 or
-                            now() - t_size + 3 * start_s > slice_s)
-                    recs.append(self.signal_restart(m, wait=not last))
-                    if last:
+                    cost = 1.5 * s_per_gib * mib / 1024.0 + 1
+                    if (now() - t_section + cost + fork_s > c["spawn_s"] or
+                            now() - self.t_start + cost + fork_s > c["budget_s"]):
                         break
-            finally:
+                    hand[mib].append(self.signal_restart(servers[mib], kill_successor=False))
+        finally:
+            for m in servers.values():
                 m.stop()
-                logp.close()
-            forks, vforks = self.forkcost(mib)
-            ex = [r.get("exec_ms") for r in recs]
-            se = [r.get("sig_exec_ms") for r in recs]
-            ho = [r.get("handover_ms") for r in recs]
-            summ[str(mib)] = dict(rss_mib=rss, exec_ms_median=median(ex), exec_ms_max=vmax(ex),
-                                  signal_to_exec_line_ms_median=median(se),
-                                  handover_ms_median=median(ho), fork_exec_ms_median=median(forks),
-                                  fork_exec_ms_max=vmax(forks), vfork_exec_ms_median=median(vforks),
-                                  restarts=len(recs))
-            rows.append(["%.1f" % (mib / 1024), fmt(rss, 0), len(recs),
+                m.logp.close()
+        for mib in sizes:
+            if now() - self.t_start + s_per_gib * mib / 1024.0 + 2 > c["budget_s"]:
+                forks, vforks = [], []
+                self.notes.append("section 4: no fork+exec contrast at %d MiB (time budget)" %
+                                  mib)
+            else:
+                forks, vforks = self.forkcost(mib)
+            ex = [r.get("exec_ms") for r in recs[mib] + hand[mib]]
+            se = [r.get("sig_exec_ms") for r in recs[mib] + hand[mib]]
+            ho = [r.get("handover_ms") for r in hand[mib]]
+            summ[str(mib)] = dict(rss_mib=rss.get(mib), spawns=len(ex), exec_ms_median=median(ex),
+                                  exec_ms_max=vmax(ex), signal_to_exec_line_ms_median=median(se),
+                                  handovers=len(ho), handover_ms_median=median(ho),
+                                  fork_exec_ms_median=median(forks), fork_exec_ms_max=vmax(forks),
+                                  vfork_exec_ms_median=median(vforks))
+            rows.append(["%.1f" % (mib / 1024), fmt(rss.get(mib), 0), len(ex),
                          "%s / %s" % (fmt(median(ex), 3), fmt(vmax(ex), 3)),
-                         fmt(median(se), 2), fmt(median(ho), 0),
+                         fmt(median(se), 2),
+                         "%s (%d)" % (fmt(median(ho), 0), len(ho)) if ho else "n/a",
                          "%s / %s" % (fmt(median(forks), 2), fmt(vmax(forks), 2)),
                          fmt(median(vforks), 3)])
             exs = [x for x in ex if x is not None]
-            plot.append((rss or mib, median(exs), min(exs) if exs else None, vmax(exs),
+            plot.append((rss.get(mib) or mib, median(exs), min(exs) if exs else None, vmax(exs),
                          median(forks), min(forks) if forks else None, vmax(forks),
                          median(vforks)))
             log("spawn %d MiB: exec after %s ms (median), fork+exec %s ms" %
@@ -1203,25 +1227,32 @@ class Bench:
         self.summary["spawn"] = summ
         self.emit(section=4, text="## 4. Spawn cost versus server size\n\n"
                   "epoll_lt --touch-mib N under hotrestart, restarted with the shim's restart "
-                  "signal (SIGUSR2) up to %d times per size, each after the previous old "
-                  "generation exited (fewer when the successors' re-touching of their memory "
-                  "used up the time share; the last restart is not waited for). 'exec after' = "
+                  "signal (SIGUSR2); the three servers run side by side and the samples go "
+                  "round-robin over the sizes, 50 ms apart. %d spawn samples per size: the "
+                  "successor is SIGKILLed as soon as the shim logs its spawn (the shim then "
+                  "reports the upgrade failed and keeps serving), so that a sample does not wait "
+                  "for a successor to touch N MiB; then up to %d real restarts per size while "
+                  "the time lasts (count in brackets), each waited for until the old generation "
+                  "exited; their spawns count as samples too. 'exec after' = "
                   "the shim's own log value (from starting the spawn to the successor's exec; "
                   "vfork semantics); signal -> exec line = from kill(SIGUSR2) to the arrival of "
                   "the 'upgrade: started' log line; handover = the shim's 'handover ... after X "
-                  "ms', which includes the successor touching its N MiB before it is ready. "
-                  "fork+exec / vfork+exec: scripts/bench/forkcost.c holding the same memory, "
-                  "from fork() in the parent to the exec in the child (CLOEXEC pipe closing), "
-                  "%d runs each. Median / max ms. Ratio of hotrestart's spawn at 4 GiB to 0.1 "
-                  "GiB: %s (target <= 2).\n\n" % (c["spawn_restarts"], c["fork_iters"],
-                                                  fmt(ratio, 2)) +
-                  md_table(["GiB touched", "RSS MiB", "restarts", "hotrestart exec after",
-                            "signal -> exec line", "handover", "fork+exec", "vfork+exec"], rows))
+                  "ms' of the real restarts, which includes the successor touching its N MiB "
+                  "before it is ready. fork+exec / vfork+exec: scripts/bench/forkcost.c holding "
+                  "the same memory, from fork() in the parent to the exec in the child (CLOEXEC "
+                  "pipe closing), %d runs each. Median / max ms. Ratio of hotrestart's median "
+                  "spawn at 4 GiB to 0.1 GiB: **%s** (target <= 2).\n\n" %
+                  (c["spawn_samples"], c["spawn_restarts"], c["fork_iters"], fmt(ratio, 2)) +
+                  md_table(["GiB touched", "RSS MiB", "spawns", "hotrestart exec after",
+                            "signal -> exec line", "handover (restarts)", "fork+exec",
+                            "vfork+exec"], rows))
         self.plot_spawn(plot)
 
-    def signal_restart(self, m, wait):
+    def signal_restart(self, m, kill_successor):
         """Restart with the shim's restart signal (SIGUSR2): t0 is when it was
-        sent. With wait, until the handover and the old generation's exit."""
+        sent. Either kills the successor once it has exec'd and waits for the
+        shim to report the failed upgrade, or waits for the handover and the
+        old generation's exit."""
         old = read_pid(m.pidfile)
         EXITS.watch(old)
         mark = m.logp.mark()
@@ -1235,7 +1266,15 @@ class Bench:
         new = int(up[1].group(1))
         res = dict(t0=t0, old_pid=old, new_pid=new, exec_ms=float(up[1].group(2)),
                    sig_exec_ms=(up[0] - t0) * 1e3)
-        if wait:
+        if kill_successor:
+            try:
+                os.kill(new, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            if not m.logp.find(r"hotrestart\[%d\]: upgrade failed" % old, mark, timeout=15):
+                raise BenchError("the shim did not report the killed successor:\n" +
+                                 m.logp.tail())
+        else:
             ho = m.logp.find(r"hotrestart\[%d\]: handover to pid %d after (\d+) ms" % (old, new),
                              mark, timeout=m.ready_timeout + 10)
             if not ho:
@@ -1377,11 +1416,11 @@ class Bench:
 
     def gnuplot(self, script, name, height):
         path = os.path.join(OUT, name + ".gp")
-        term = "pngcairo size 1100,%d font 'sans,10'"
+        term = "pngcairo noenhanced size 1000,%d font 'sans,10'"
         r = subprocess.run([GNUPLOT, "-e", "set terminal pngcairo"], capture_output=True,
                            timeout=20)
         if r.returncode != 0:
-            term = "png size 1100,%d"
+            term = "png noenhanced size 1000,%d"
         with open(path, "w") as f:
             f.write(script.replace("@TERM@", term % height))
         r = subprocess.run([GNUPLOT, path], capture_output=True, text=True, timeout=60)
@@ -1399,7 +1438,7 @@ class Bench:
                               for r in runs)]
             if not servers:
                 continue
-            height = 300 * len(servers) + 60
+            height = 330 * len(servers) + 60
             lines = ["set terminal @TERM@",
                      "set output '%s/timeline-%s.png'" % (OUT, mode),
                      "set datafile separator ','",
@@ -1407,7 +1446,8 @@ class Bench:
                      "%d ms buckets); dashed lines: restart instants' font ',12'" %
                      (len(servers), "connection per request" if mode == "close" else "keep-alive",
                       c["bucket_ms"]),
-                     "set key outside right top", "set grid", "set yrange [0:*]",
+                     "set key outside bottom center horizontal", "set grid",
+                     "set yrange [0:*]",
                      "set xrange [0:%g]" % c["load_s"], "set ylabel 'req/s'"]
             for s in servers:
                 rs = [r for r in runs if r["server"] == s and r["mode"] == mode and r["timeline"]]
@@ -1418,10 +1458,12 @@ class Bench:
                                      "lc rgb '%s' dt 2 lw 1" % (t, t, METHOD_COLOR[r["method"]]))
                 lines.append("set title '%s'" % s)
                 lines.append("set xlabel 'time (s)'" if s == servers[-1] else "unset xlabel")
-                plots = ["'%s' every ::1 using ($1/1000):($2*%g) with lines lw 1.5 lc rgb '%s' "
-                         "title '%s'" % (r["timeline"], 1000.0 / c["bucket_ms"],
-                                         METHOD_COLOR[r["method"]], METHOD_LABEL[r["method"]])
-                         for r in rs]
+                # The last bucket is partial (the run's end): left out.
+                plots = ["'%s' every ::1 using ($1/1000):($1 < %d ? $2*%g : NaN) with lines "
+                         "lw 1.5 lc rgb '%s' title '%s'" %
+                         (r["timeline"], c["load_s"] * 1000 - c["bucket_ms"],
+                          1000.0 / c["bucket_ms"], METHOD_COLOR[r["method"]],
+                          METHOD_SHORT[r["method"]]) for r in rs]
                 lines.append("plot " + ", \\\n     ".join(plots))
             lines.append("unset multiplot")
             png = self.gnuplot("\n".join(lines) + "\n", "timeline-%s" % mode, height)
