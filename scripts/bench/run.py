@@ -1443,11 +1443,13 @@ class Bench:
                      "set output '%s/timeline-%s.png'" % (OUT, mode),
                      "set datafile separator ','",
                      "set multiplot layout %d,1 title 'Successful requests/s (load client, %s, "
-                     "%d ms buckets); dashed lines: restart instants' font ',12'" %
+                     "%d ms buckets); dashed lines: restart instants; bars: failed requests "
+                     "per bucket (right axis)' font ',11'" %
                      (len(servers), "connection per request" if mode == "close" else "keep-alive",
                       c["bucket_ms"]),
                      "set key outside bottom center horizontal", "set grid",
-                     "set yrange [0:*]",
+                     "set yrange [0:*]", "set y2range [0:*]", "set y2tics",
+                     "set y2label 'errors'",
                      "set xrange [0:%g]" % c["load_s"], "set ylabel 'req/s'"]
             for s in servers:
                 rs = [r for r in runs if r["server"] == s and r["mode"] == mode and r["timeline"]]
@@ -1464,6 +1466,10 @@ class Bench:
                          (r["timeline"], c["load_s"] * 1000 - c["bucket_ms"],
                           1000.0 / c["bucket_ms"], METHOD_COLOR[r["method"]],
                           METHOD_SHORT[r["method"]]) for r in rs]
+                plots += ["'%s' every ::1 using ($1/1000+%g):($3 > 0 ? $3 : NaN) axes x1y2 with "
+                          "impulses lw 3 lc rgb '%s' notitle" %
+                          (r["timeline"], c["bucket_ms"] / 2000.0, METHOD_COLOR[r["method"]])
+                          for r in rs]
                 lines.append("plot " + ", \\\n     ".join(plots))
             lines.append("unset multiplot")
             png = self.gnuplot("\n".join(lines) + "\n", "timeline-%s" % mode, height)
