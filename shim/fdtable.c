@@ -56,12 +56,3 @@ void hr_fd_or(int fd, uint32_t bits)
 	if (fd >= 0 && fd < hr_fds_size)
 		atomic_fetch_or_explicit(&hr_fds[fd], bits, memory_order_acq_rel);
 }
-
-long hr_fd_conn_count(void)
-{
-	long n = 0;
-	int top = atomic_load(&hr_fds_hiwater);
-	for (int fd = 0; fd <= top && fd < hr_fds_size; fd++)
-		n += hr_fd_kind(hr_fd_get(fd)) == HR_FD_CONN;
-	return n;
-}

@@ -44,7 +44,4 @@ uint32_t hr_fd_set(int fd, uint32_t state);
 /* Adds flag bits to a tracked fd without changing its kind. */
 void hr_fd_or(int fd, uint32_t bits);
 
-/* The process's own count of connection fds. */
-long hr_fd_conn_count(void);
-
 #endif

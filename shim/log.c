@@ -70,18 +70,3 @@ void hr_log(int level, const char *fmt, ...)
 	hr_log_write(buf, (size_t)len);
 	errno = saved;
 }
-
-void hr_log_raw(const char *msg)
-{
-	int saved = errno;
-	char buf[512];
-	int len = hr_log_prefix(buf);
-	size_t mlen = strlen(msg);
-	if (mlen > sizeof buf - (size_t)len - 2)
-		mlen = sizeof buf - (size_t)len - 2;
-	memcpy(buf + len, msg, mlen);
-	len += (int)mlen;
-	buf[len++] = '\n';
-	hr_log_write(buf, (size_t)len);
-	errno = saved;
-}

@@ -15,9 +15,6 @@ void hr_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)
 #define hr_info(...) hr_log(HR_LOG_INFO, __VA_ARGS__)
 #define hr_debug(...) hr_log(HR_LOG_DEBUG, __VA_ARGS__)
 
-/* Async-signal-safe: writes the prefix and a fixed message. */
-void hr_log_raw(const char *msg);
-
 /* Async-signal-safe decimal formatting; returns the length written. */
 int hr_fmt_long(char *buf, long value);
 

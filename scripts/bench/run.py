@@ -63,10 +63,12 @@ TOOLS = {  # name: (source, extra cc flags)
 }
 
 FULL = dict(load_s=8, restarts=10, first_s=1.0, every_s=0.6, conns=8, bucket_ms=50,
-            concurrent=False, pairs=5, pair_s=3, warmup_s=1, spawn_samples=10, spawn_restarts=2, fork_iters=5, spawn_s=100,
+            concurrent=False, pairs=5, pair_s=3, warmup_s=1, spawn_samples=10, spawn_restarts=2,
+            fork_iters=5, spawn_s=100,
             scale_conns=10000, scale_listeners=64, scale_restarts=3, budget_s=540, hard_s=585)
 QUICK = dict(load_s=2, restarts=3, first_s=0.25, every_s=0.5, conns=8, bucket_ms=50,
-             concurrent=True, pairs=3, pair_s=1, warmup_s=0, spawn_samples=5, spawn_restarts=1, fork_iters=3, spawn_s=24,
+             concurrent=True, pairs=3, pair_s=1, warmup_s=0, spawn_samples=5, spawn_restarts=1,
+             fork_iters=3, spawn_s=24,
              scale_conns=10000, scale_listeners=64, scale_restarts=2, budget_s=100, hard_s=112)
 
 METHOD_LABEL = {
@@ -601,7 +603,8 @@ http {
         # under any supervisor with "daemon off": a shell starts it in the
         # background and exits a little later (nginx must see the shell as its
         # parent first), so that it is reparented like a daemon.
-        self.p = self.spawn(["/bin/sh", "-c", '"$0" "$@" & sleep 0.2', NGINX, "-p", self.prefix + "/",
+        self.p = self.spawn(["/bin/sh", "-c", '"$0" "$@" & sleep 0.2', NGINX, "-p",
+                             self.prefix + "/",
                              "-c", self.conf, "-e", os.path.join(self.prefix, "error.log")])
         self.p.wait(timeout=10)
         pid = wait_until(self._serving, 15, "nginx workers")
@@ -880,6 +883,9 @@ class Bench:
                     self.check_time(per_run)
                     time.sleep(0.3)  # let a draining generation finish
                     results.append(self.one_run(tname, method, port, mode, clients))
+            except BenchError as e:
+                self.notes.append("section 1, %s/%s failed: %s" % (tname, mkey, e))
+                log("%s/%s failed: %s" % (tname, mkey, e))
             finally:
                 method.stop()
                 logp.close()
@@ -918,7 +924,7 @@ class Bench:
                 log("%s: restart %d failed: %s" % (tag, i + 1, e))
                 break
         run = dict(server=tname, method=method.key, mode=mode, clients=[k for k, _ in clients],
-                   restarts=len(restarts), t_launch=t_launch, error=error,
+                   restarts=len(restarts), t_launch=t_launch, error=error, raw=restarts,
                    marks=[r["t0"] - t_launch for r in restarts], timeline=timeline)
         for kind, p in procs.items():
             out, err = finish(p, c["load_s"] + 30)
@@ -969,6 +975,8 @@ class Bench:
                     return r
             return None
 
+        wrapper_start = median((x["t0"] - x["t_cmd"]) * 1e3 for r in runs for x in r["raw"]
+                               if "t_cmd" in x)
         how = ("wrk and the load client together, %d connections each" % (c["conns"] // 2)
                if c["concurrent"] else "one client at a time, %d connections" % c["conns"])
         self.emit(section=1, text="## 1. Client-visible errors during restarts under load\n\n"
@@ -978,8 +986,16 @@ class Bench:
                   "requests retried once on a fresh connection after the server closed an idle "
                   "connection, max gap = longest time without a successful response); wrk "
                   "counts are raw (wrk counts each keep-alive connection closed by the server "
-                  "as a read error, even graceful closes)." %
-                  (c["restarts"], c["every_s"], c["first_s"], c["load_s"], how))
+                  "as a read error, even graceful closes). Methods: naive = SIGTERM, wait for the "
+                  "exit, start again (until it accepts); SO_REUSEPORT = start the new process "
+                  "with scripts/bench/reuseport.c preloaded (sets SO_REUSEPORT), once it "
+                  "listens SIGTERM the old one; hotrestart = `hotrestart run`, then `hotrestart "
+                  "restart` per restart (a Python program: its start-up, %s ms median from "
+                  "launch to its request reaching the shim, competes with the load for the "
+                  "CPUs); nginx = USR2, new master and workers up, WINCH, QUIT, wait for the "
+                  "old master's exit. Each restart starts when the previous one is done." %
+                  (c["restarts"], c["every_s"], c["first_s"], c["load_s"], how,
+                   fmt(wrapper_start, 0)))
         overview = []
         for server, method in order:
             row = [server, METHOD_LABEL[method]]
@@ -1006,8 +1022,8 @@ class Bench:
                 rows.append([server, METHOD_LABEL[method], r["restarts"], lc["ok"],
                              fmt(lc["rps"], 0)] + [lc[k] for k in ERROR_KINDS] +
                             [lc["retried"], lc["max_gap_ms"]])
-            self.emit(section=1, text="### Load client, %s\n\n" % ("connection per request" if mode == "close"
-                                                   else "keep-alive") +
+            title = "connection per request" if mode == "close" else "keep-alive"
+            self.emit(section=1, text="### Load client, %s\n\n" % title +
                       md_table(["server", "method", "restarts", "ok", "req/s"] +
                                list(ERROR_KINDS) + ["retried", "max gap ms"], rows))
         for mode in ("close", "keepalive"):
@@ -1020,8 +1036,8 @@ class Bench:
                 rows.append([server, METHOD_LABEL[method], r["restarts"], w["requests"],
                              fmt(w["rps"], 0), w["connect"], w["read"], w["write"], w["timeout"],
                              w["non2xx"]])
-            self.emit(section=1, text="### wrk, %s (raw counts)\n\n" % ("`-H 'Connection: close'`"
-                                                       if mode == "close" else "keep-alive") +
+            title = "`-H 'Connection: close'`" if mode == "close" else "keep-alive"
+            self.emit(section=1, text="### wrk, %s (raw counts)\n\n" % title +
                       md_table(["server", "method", "restarts", "requests", "req/s",
                                 "connect err", "read err", "write err", "timeouts", "non-2xx"],
                                rows))
@@ -1031,7 +1047,8 @@ class Bench:
                 "%s/%s/%s: %s" % (r["server"], r["method"], r["mode"], r["error"][:200])
                 for r in failed))
         self.summary["restarts"] = [
-            {k: v for k, v in r.items() if k in ("server", "method", "mode", "restarts", "error")}
+            {k: v for k, v in r.items()
+             if k in ("server", "method", "mode", "clients", "restarts", "error")}
             | {kind: {k: v for k, v in r[kind].items() if k != "stderr"}
                for kind in ("lc", "wrk") if kind in r}
             for r in runs]
@@ -1039,14 +1056,14 @@ class Bench:
     def report_handover(self, runs):
         rows = []
         summ = {}
-        for server, method, t0_desc in (
+        for (server, method, t0_desc), mode in ((m, mode) for m in (
                 ("epoll_lt", "hotrestart", "shim logs the restart request"),
                 ("epoll_lt", "naive", "SIGTERM sent"),
                 ("epoll_lt", "reuseport0", "new process started"),
                 ("epoll_lt", "reuseport1", "new process started"),
-                ("nginx", "nginx", "USR2 sent")):
-            hs = [h for r in runs if (r["server"], r["method"]) == (server, method)
-                  for h in r["handover"]]
+                ("nginx", "nginx", "USR2 sent")) for mode in ("close", "keepalive")):
+            hs = [h for r in runs if (r["server"], r["method"], r["mode"]) ==
+                  (server, method, mode) for h in r["handover"]]
             if not hs:
                 continue
             first = [h["first_ms"] for h in hs]
@@ -1055,20 +1072,23 @@ class Bench:
             if method == "hotrestart":
                 extra = "%s / %s" % (fmt(median(h.get("wrapper_ms") for h in hs)),
                                      fmt(vmax(h.get("wrapper_ms") for h in hs)))
-            rows.append([server, METHOD_LABEL[method], t0_desc, len(hs),
+            rows.append([server, METHOD_LABEL[method], mode, t0_desc, len(hs),
                          "%s / %s" % (fmt(median(first)), fmt(vmax(first))),
                          "%s / %s" % (fmt(median(exit_)), fmt(vmax(exit_))), extra,
                          sum(1 for f in first if f is None)])
-            summ["%s/%s" % (server, method)] = dict(
-                n=len(hs), first_response_ms_median=median(first), first_response_ms_max=vmax(first),
+            summ["%s/%s/%s" % (server, method, mode)] = dict(
+                n=len(hs), first_response_ms_median=median(first),
+                first_response_ms_max=vmax(first),
                 old_exit_ms_median=median(exit_), old_exit_ms_max=vmax(exit_),
                 wrapper_handover_ms_median=median(h.get("wrapper_ms") for h in hs),
                 wrapper_cmd_ms_median=median(h.get("cmd_ms") for h in hs))
         self.summary["handover"] = summ
-        hr = summ.get("epoll_lt/hotrestart", {})
+        hr_cmd = median(h.get("cmd_ms") for r in runs if r["method"] == "hotrestart"
+                        and r["server"] == "epoll_lt" for h in r["handover"])
         self.emit(section=3, text="## 3. Handover time\n\n"
-                  "All restarts of section 1 with the epoll test server (and nginx), every client "
-                  "mode pooled. t0 = the restart signal: for hotrestart the moment the old "
+                  "All restarts of section 1 with the epoll test server (and nginx), by load "
+                  "mode (connection per request or keep-alive; wrk and load-client runs "
+                  "pooled). t0 = the restart signal: for hotrestart the moment the old "
                   "process's shim log line 'restart requested on the control socket' reached "
                   "the benchmark (stderr pipe, stamped on arrival; `hotrestart restart` itself "
                   "took %s ms median including its Python start-up); for the others as listed. "
@@ -1078,8 +1098,8 @@ class Bench:
                   "first accepted connection. Old exit = the old process's pidfd became "
                   "readable. Wrapper = the `handover X ms` that `hotrestart restart` prints "
                   "(the shim's own time from the request to the successor's readiness). "
-                  "Values: median / max ms.\n\n" % fmt(hr.get("wrapper_cmd_ms_median"), 0) +
-                  md_table(["server", "method", "t0", "restarts", "t0 -> first response of new "
+                  "Values: median / max ms.\n\n" % fmt(hr_cmd, 0) +
+                  md_table(["server", "method", "load", "t0", "restarts", "t0 -> first response of new "
                             "generation", "t0 -> old generation exited", "wrapper handover",
                             "no new response seen"], rows))
 
@@ -1107,7 +1127,8 @@ class Bench:
                     order.reverse()
                 pair = {}
                 for name, port in order:
-                    out, _ = finish(start_wrk(port, c["pair_s"], c["conns"], False), c["pair_s"] + 30)
+                    out, _ = finish(start_wrk(port, c["pair_s"], c["conns"], False),
+                                    c["pair_s"] + 30)
                     pair[name] = parse_wrk(out)
                 pairs.append(pair)
                 log("overhead pair %d: without %.0f req/s, with %.0f req/s" %
@@ -1442,9 +1463,9 @@ class Bench:
             lines = ["set terminal @TERM@",
                      "set output '%s/timeline-%s.png'" % (OUT, mode),
                      "set datafile separator ','",
-                     "set multiplot layout %d,1 title 'Successful requests/s (load client, %s, "
-                     "%d ms buckets); dashed lines: restart instants; bars: failed requests "
-                     "per bucket (right axis)' font ',11'" %
+                     "set multiplot layout %d,1 title 'Load client, %s: successful requests/s "
+                     "(%d ms buckets); bars: failed requests (right axis); dashed: restarts' "
+                     "font ',11'" %
                      (len(servers), "connection per request" if mode == "close" else "keep-alive",
                       c["bucket_ms"]),
                      "set key outside bottom center horizontal", "set grid",
@@ -1461,9 +1482,10 @@ class Bench:
                 lines.append("set title '%s'" % s)
                 lines.append("set xlabel 'time (s)'" if s == servers[-1] else "unset xlabel")
                 # The last bucket is partial (the run's end): left out.
-                plots = ["'%s' every ::1 using ($1/1000):($1 < %d ? $2*%g : NaN) with lines "
+                plots = ["'%s' every ::1 using ($1/1000+%g):($1 < %d ? $2*%g : NaN) with lines "
                          "lw 1.5 lc rgb '%s' title '%s'" %
-                         (r["timeline"], c["load_s"] * 1000 - c["bucket_ms"],
+                         (r["timeline"], c["bucket_ms"] / 2000.0,
+                          c["load_s"] * 1000 - c["bucket_ms"],
                           1000.0 / c["bucket_ms"], METHOD_COLOR[r["method"]],
                           METHOD_SHORT[r["method"]]) for r in rs]
                 plots += ["'%s' every ::1 using ($1/1000+%g):($3 > 0 ? $3 : NaN) axes x1y2 with "

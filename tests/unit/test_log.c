@@ -106,12 +106,8 @@ Test(log, keeps_errno)
 	errno = ERANGE;
 	hr_error("x");
 	int after_log = errno;
-	errno = EILSEQ;
-	hr_log_raw("y");
-	int after_raw = errno;
 	free(ut_capture_end(&cap));
 	cr_assert_eq(after_log, ERANGE);
-	cr_assert_eq(after_raw, EILSEQ);
 }
 
 Test(log, long_message_is_truncated_to_one_line)
@@ -129,28 +125,5 @@ Test(log, long_message_is_truncated_to_one_line)
 	cr_assert_eq(out[len - 1], '\n');
 	cr_assert_eq(strchr(out, '\n'), out + len - 1, "more than one line");
 	cr_assert_eq(out[len - 2], 'm');
-	free(out);
-}
-
-Test(log, raw_message)
-{
-	char want[64];
-	snprintf(want, sizeof want, "hotrestart[%d]: fixed text\n", (int)getpid());
-	struct ut_capture cap;
-	ut_capture_begin(&cap);
-	hr_log_raw("fixed text");
-	char *out = ut_capture_end(&cap);
-	cr_assert_str_eq(out, want);
-	free(out);
-
-	static char big[2000];
-	memset(big, 'r', sizeof big - 1);
-	big[sizeof big - 1] = '\0';
-	ut_capture_begin(&cap);
-	hr_log_raw(big);
-	out = ut_capture_end(&cap);
-	size_t len = strlen(out);
-	cr_assert(len > 400 && len < 512, "raw line of %zu bytes", len);
-	cr_assert_eq(out[len - 1], '\n');
 	free(out);
 }
