@@ -60,16 +60,22 @@ TOOLS = {  # name: (source, extra cc flags)
     "forkcost": ("forkcost.c", []),
     "scaleserver": ("scaleserver.c", []),
     "idleclient": ("idleclient.c", []),
+    "tslog": ("tslog.c", []),
 }
 
+# load_s/restarts/first_s/every_s: section 1's runs (concurrent: wrk and the
+# load client in the same run); pairs/pair_s/warmup_s: section 2;
+# spawn_*/fork_iters: section 4; scale_*: section 5. budget_s: no section
+# starts work it cannot finish by then (reserve_s of it kept for sections 4
+# and 5); hard_s: the run is stopped (make adds a few seconds).
 FULL = dict(load_s=8, restarts=10, first_s=1.0, every_s=0.6, conns=8, bucket_ms=50,
-            concurrent=False, pairs=5, pair_s=3, warmup_s=1, spawn_samples=10, spawn_restarts=2,
-            fork_iters=5, spawn_s=100,
-            scale_conns=10000, scale_listeners=64, scale_restarts=3, budget_s=540, hard_s=585)
+            concurrent=False, pairs=5, pair_s=3, warmup_s=1, spawn_samples=10,
+            spawn_restarts=2, fork_iters=5, spawn_s=100, scale_conns=10000,
+            scale_listeners=64, scale_restarts=3, budget_s=540, hard_s=585, reserve_s=60)
 QUICK = dict(load_s=2, restarts=3, first_s=0.25, every_s=0.5, conns=8, bucket_ms=50,
-             concurrent=True, pairs=3, pair_s=1, warmup_s=0, spawn_samples=5, spawn_restarts=1,
-             fork_iters=3, spawn_s=24,
-             scale_conns=10000, scale_listeners=64, scale_restarts=2, budget_s=100, hard_s=112)
+             concurrent=True, pairs=3, pair_s=1, warmup_s=0, spawn_samples=5,
+             spawn_restarts=1, fork_iters=3, spawn_s=24, scale_conns=10000,
+             scale_listeners=64, scale_restarts=2, budget_s=100, hard_s=112, reserve_s=30)
 
 METHOD_LABEL = {
     "naive": "naive stop/start",
@@ -318,8 +324,9 @@ EXITS = ExitWatch()
 
 
 class LogPipe:
-    """A pipe for a server's stdout and stderr; a thread stamps each line with
-    the time it arrived (CLOCK_MONOTONIC) and copies it to a log file."""
+    """A pipe for a server's stdout and stderr. build/bench/tslog (real-time
+    priority when allowed) stamps each line with the CLOCK_MONOTONIC time it
+    arrived; a thread collects the lines and copies them to a log file."""
 
     def __init__(self, path):
         self.path = path
@@ -327,29 +334,27 @@ class LogPipe:
         self.lines = []
         self.cond = threading.Condition()
         self.file = open(path, "w")
-        threading.Thread(target=self._read, args=(r,), daemon=True).start()
+        self.stamper = PROCS.popen([os.path.join(OUT, "tslog")], stdin=r,
+                                   stdout=subprocess.PIPE)
+        os.close(r)
+        try:
+            os.sched_setscheduler(self.stamper.pid, os.SCHED_FIFO, os.sched_param(1))
+        except (OSError, AttributeError):
+            boost(self.stamper.pid, -15)
+        threading.Thread(target=self._read, daemon=True).start()
 
-    def _read(self, r):
-        boost(threading.get_native_id(), -15)
-        buf = b""
-        while True:
+    def _read(self):
+        for raw in self.stamper.stdout:
+            stamp, _, text = raw.decode(errors="replace").rstrip("\n").partition(" ")
             try:
-                chunk = os.read(r, 65536)
-            except OSError:
-                break
-            if not chunk:
-                break
-            t = now()
-            buf += chunk
-            *done, buf = buf.split(b"\n")
+                t = float(stamp)
+            except ValueError:
+                t = now()
             with self.cond:
-                for line in done:
-                    text = line.decode(errors="replace")
-                    self.lines.append((t, text))
-                    self.file.write("%.6f %s\n" % (t, text))
+                self.lines.append((t, text))
+                self.file.write("%.6f %s\n" % (t, text))
                 self.file.flush()
                 self.cond.notify_all()
-        os.close(r)
 
     def mark(self):
         with self.cond:
@@ -468,6 +473,10 @@ class ReusePort(Method):
         super().__init__(target, port, logpipe,
                          env={"BENCH_REUSEPORT": "1", "BENCH_LISTEN_MARK": self.marks})
         self.env["LD_PRELOAD"] = os.path.join(OUT, "reuseport.so")
+
+    def stop(self):
+        super().stop()
+        shutil.rmtree(self.marks, ignore_errors=True)
 
     def _listening(self, pid):
         return os.path.exists(os.path.join(self.marks, str(pid)))
@@ -802,6 +811,12 @@ class Bench:
         self.summary["machine"] = line
         return line
 
+    def label(self, method):
+        text = METHOD_LABEL[method]
+        if method.startswith("reuseport") and self.migrate_orig == int(method[-1]):
+            text += " (as found)"
+        return text
+
     # -- tcp_migrate_req
 
     def migrate_setup(self):
@@ -880,7 +895,8 @@ class Bench:
                 self.migrate_set(mv)
                 method.start()
                 for mode, clients in self.clients():
-                    self.check_time(per_run)
+                    # keep time for sections 5 and 4, which come later
+                    self.check_time(per_run + c["reserve_s"])
                     time.sleep(0.3)  # let a draining generation finish
                     results.append(self.one_run(tname, method, port, mode, clients))
             except BenchError as e:
@@ -938,7 +954,10 @@ class Bench:
         hand = []
         for i, r in enumerate(restarts):
             limit = restarts[i + 1]["t0"] if i + 1 < len(restarts) else float("inf")
-            t_first = first_new_response(first_seen, r["t0"], limit)
+            # The new process's own answers when it sends X-Pid (epoll_lt);
+            # else (nginx: the workers' pids) the first unseen pid.
+            t_first = first_seen.get(r["new_pid"]) or first_new_response(first_seen, r["t0"],
+                                                                          limit)
             t_exit = r.get("t_old_exit") or EXITS.wait(r["old_pid"], 0.5)
             h = dict(first_ms=(t_first - r["t0"]) * 1e3 if t_first else None,
                      exit_ms=(t_exit - r["t0"]) * 1e3 if t_exit else None,
@@ -998,7 +1017,7 @@ class Bench:
                    fmt(wrapper_start, 0)))
         overview = []
         for server, method in order:
-            row = [server, METHOD_LABEL[method]]
+            row = [server, self.label(method)]
             rs = [r for r in runs if (r["server"], r["method"]) == (server, method)]
             row.append(min(r["restarts"] for r in rs))
             for mode in ("close", "keepalive"):
@@ -1019,7 +1038,7 @@ class Bench:
                 if not r:
                     continue
                 lc = r["lc"]
-                rows.append([server, METHOD_LABEL[method], r["restarts"], lc["ok"],
+                rows.append([server, self.label(method), r["restarts"], lc["ok"],
                              fmt(lc["rps"], 0)] + [lc[k] for k in ERROR_KINDS] +
                             [lc["retried"], lc["max_gap_ms"]])
             title = "connection per request" if mode == "close" else "keep-alive"
@@ -1033,7 +1052,7 @@ class Bench:
                 if not r:
                     continue
                 w = r["wrk"]
-                rows.append([server, METHOD_LABEL[method], r["restarts"], w["requests"],
+                rows.append([server, self.label(method), r["restarts"], w["requests"],
                              fmt(w["rps"], 0), w["connect"], w["read"], w["write"], w["timeout"],
                              w["non2xx"]])
             title = "`-H 'Connection: close'`" if mode == "close" else "keep-alive"
@@ -1072,7 +1091,7 @@ class Bench:
             if method == "hotrestart":
                 extra = "%s / %s" % (fmt(median(h.get("wrapper_ms") for h in hs)),
                                      fmt(vmax(h.get("wrapper_ms") for h in hs)))
-            rows.append([server, METHOD_LABEL[method], mode, t0_desc, len(hs),
+            rows.append([server, self.label(method), mode, t0_desc, len(hs),
                          "%s / %s" % (fmt(median(first)), fmt(vmax(first))),
                          "%s / %s" % (fmt(median(exit_)), fmt(vmax(exit_))), extra,
                          sum(1 for f in first if f is None)])
@@ -1089,18 +1108,21 @@ class Bench:
                   "All restarts of section 1 with the epoll test server (and nginx), by load "
                   "mode (connection per request or keep-alive; wrk and load-client runs "
                   "pooled). t0 = the restart signal: for hotrestart the moment the old "
-                  "process's shim log line 'restart requested on the control socket' reached "
-                  "the benchmark (stderr pipe, stamped on arrival; `hotrestart restart` itself "
-                  "took %s ms median including its Python start-up); for the others as listed. "
-                  "First response = first response from a process that had not answered before "
-                  "t0, seen by a probe that opens a connection every 0.5 ms and stamps the "
-                  "first response byte: an upper bound (by ~0.5 ms) on the new generation's "
-                  "first accepted connection. Old exit = the old process's pidfd became "
-                  "readable. Wrapper = the `handover X ms` that `hotrestart restart` prints "
-                  "(the shim's own time from the request to the successor's readiness). "
+                  "process's shim log line 'restart requested on the control socket' arrived "
+                  "(stderr pipe, stamped by scripts/bench/tslog.c at real-time priority; "
+                  "`hotrestart restart` itself took %s ms median including its Python "
+                  "start-up); for the others as listed. First response = the first response "
+                  "carrying the new process's pid (X-Pid; for nginx, the first from a worker "
+                  "that had not answered before t0), seen by a probe that opens a connection "
+                  "every 0.5 ms and stamps the first response byte: an upper bound (by ~0.5 ms) "
+                  "on the new generation's first accepted connection. Old exit = the old "
+                  "process's pidfd became readable. Wrapper = the `handover X ms` that "
+                  "`hotrestart restart` prints (the shim's own time from the request to the "
+                  "successor's readiness). "
                   "Values: median / max ms.\n\n" % fmt(hr_cmd, 0) +
-                  md_table(["server", "method", "load", "t0", "restarts", "t0 -> first response of new "
-                            "generation", "t0 -> old generation exited", "wrapper handover",
+                  md_table(["server", "method", "load", "t0", "restarts",
+                            "t0 -> first response of new generation",
+                            "t0 -> old generation exited", "wrapper handover",
                             "no new response seen"], rows))
 
     # -- section 2: overhead
@@ -1331,6 +1353,8 @@ class Bench:
                               (hard, n))
         new_soft = need if hard == resource.RLIM_INFINITY else min(hard, max(soft, need))
         resource.setrlimit(resource.RLIMIT_NOFILE, (new_soft, hard))
+        limits = "RLIMIT_NOFILE raised from %d to %d (hard limit %s)" % (
+            soft, new_soft, "unlimited" if hard == resource.RLIM_INFINITY else hard)
         base = pick_ports(nl)
         target = Target("scaleserver", os.path.join(OUT, "www-scale"))
         logp = LogPipe(os.path.join(LOGS, "scale.log"))
@@ -1398,7 +1422,8 @@ class Bench:
             first_seen = parse_probe(out)
             for i, r in enumerate(recs):
                 limit = recs[i + 1]["t0"] if i + 1 < len(recs) else float("inf")
-                t_first = first_new_response(first_seen, r["t0"], limit)
+                t_first = first_seen.get(r["new_pid"]) or first_new_response(
+                    first_seen, r["t0"], limit)
                 r["first_ms"] = (t_first - r["t0"]) * 1e3 if t_first else None
         finally:
             if probe:
@@ -1416,7 +1441,7 @@ class Bench:
                  fmt(summ["wrapper_ms_max"])],
                 ["t0 -> first response of the new generation", fmt(summ["first_ms_median"]),
                  fmt(summ["first_ms_max"])],
-                ["t0 -> all %d idle connections closed by the old generation" % n,
+                ["t0 -> the client saw all %d idle connections closed by the old generation" % n,
                  fmt(summ["closed_ms_median"]), fmt(summ["closed_ms_max"])],
                 ["t0 -> old generation exited", fmt(summ["exit_ms_median"]),
                  fmt(summ["exit_ms_max"])],
@@ -1429,8 +1454,8 @@ class Bench:
                   "the server closes (opening all took %.1f s). %d restarts with `hotrestart "
                   "restart`; t0 = the shim's 'restart requested' log line; the old generation "
                   "reported %s connections to drain at handover. Idle-client times come from "
-                  "its status lines (5 ms resolution).\n\n" %
-                  (n, nl, nl, n, open_s, len(recs), fmt(summ["draining_median"], 0)) +
+                  "its status lines (5 ms resolution). %s for the server and the client.\n\n" %
+                  (n, nl, nl, n, open_s, len(recs), fmt(summ["draining_median"], 0), limits) +
                   md_table(["", "median ms", "max ms"], rows))
 
     # -- plots
@@ -1592,10 +1617,16 @@ class Bench:
         with open(os.path.join(OUT, "summary.json"), "w") as f:
             json.dump(self.summary, f, indent=1, default=str)
             f.write("\n")
+        # Every run of section 1 with each restart's timings, for digging.
+        with open(os.path.join(OUT, "raw.json"), "w") as f:
+            json.dump(self.runs, f, indent=1, default=str)
+            f.write("\n")
         return 1 if any("failed" in n for n in self.notes) else 0
 
 
 def main():
+    # Threads that stamp times hand the interpreter lock on sooner.
+    sys.setswitchinterval(0.0005)
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="short run (under 2 minutes)")
     args = ap.parse_args()
