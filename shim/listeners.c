@@ -75,7 +75,9 @@ static int hr_wait_acceptable(int fd)
 			return 0;
 		if (errno != EINTR)
 			return -1;
-		if (!hr_gen_accepting() || !hr_app_restarts_syscalls())
+		if (!hr_gen_accepting())
+			return 0; /* the caller parks */
+		if (!hr_app_restarts_syscalls())
 			return -1;
 	}
 }
@@ -109,14 +111,16 @@ int hr_listener_accept(int fd, uint32_t state, struct sockaddr *addr, socklen_t 
 		hr_gen_accepting_add(-1);
 		if (r >= 0)
 			return r;
+		/* Stopped accepting while this call was under way: our wake signal
+		 * (EINTR) or a graceful stop's shutdown (EINVAL) ended it. The app
+		 * sees no error; the loop parks or reports EAGAIN. */
+		if (!hr_gen_accepting())
+			continue;
 		if (!nonblock && (err == EAGAIN || err == EWOULDBLOCK)) {
 			if (hr_wait_acceptable(fd) < 0)
 				return -1;
 			continue;
 		}
-		/* Our wake signal interrupted a blocked accept: go park. */
-		if (err == EINTR && !hr_gen_accepting())
-			continue;
 		errno = err;
 		return -1;
 	}

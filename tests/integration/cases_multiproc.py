@@ -60,10 +60,12 @@ def multiproc_restarts(env, name, cmd, port, restarts=3, duration=6.0, keepalive
         _, headers, _ = http_get(port)
         who = int(headers.get("x-pid", "0"))
         parent = ppid_of(who)
-        # A fork-per-connection child may be gone already: then it must at
-        # least not be a known member of an old generation.
-        check(who == newest or parent == newest or (parent is None and who not in old_members),
-              "answer from pid %d, not the newest generation %d" % (who, newest))
+        # The answer must not come from an old generation's member or one of
+        # its children. (A fork-per-connection child may be gone already, its
+        # pid even reused: only a live old parent is evidence.)
+        check(who not in old_members and parent not in old_members,
+              "answer from pid %d (parent %s) of an old generation; newest is %d" %
+              (who, parent, newest))
     srv.kill()
     return dict(res, server=name, restarts=restarts, load="keep-alive" if keepalive else "close",
                 exit_ms=exit_ms), srv
