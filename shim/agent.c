@@ -29,6 +29,8 @@
 
 #define HR_TICK_MS 50	       /* drain: idle scan and connection count */
 #define HR_SETTLE_MS 300       /* wait for further claims before ready */
+#define HR_FORKED_WAIT_MS 150  /* a wait seen in another process: let an owner
+				* that forked it and is daemonizing exit first */
 #define HR_ACK_TIMEOUT_MS 5000 /* predecessor's answer to "ready" */
 #define HR_MAX_CLIENTS 16
 #define HR_READY_POLL_MS 10    /* other processes' waits are polled for */
@@ -168,8 +170,13 @@ static void hr_check_ready(long long now, int *timeout)
 	if (atomic_load(&hr_gen->ready_done) || !atomic_load(&hr_gen->app_waiting) ||
 	    atomic_load(&hr_gen->owner_leaving))
 		return;
-	long long due = hr_ready_last_claim_ms() + HR_SETTLE_MS;
-	if (hr_inherit_unclaimed() == 0 || now >= due) {
+	long long claims_due =
+		hr_inherit_unclaimed() == 0 ? 0 : hr_ready_last_claim_ms() + HR_SETTLE_MS;
+	long long forked_due = atomic_load(&hr_gen->waiter) == hr_self
+				       ? 0
+				       : atomic_load(&hr_gen->waited_ms) + HR_FORKED_WAIT_MS;
+	long long due = claims_due > forked_due ? claims_due : forked_due;
+	if (now >= due) {
 		hr_report_ready();
 		return;
 	}

@@ -29,6 +29,8 @@ struct hr_gen {
 	_Atomic int owner_leaving;    /* owner exits on purpose (daemonizing) */
 	_Atomic int ready_done;	      /* the generation reported readiness */
 	_Atomic int app_waiting;      /* the app waits for connections */
+	_Atomic pid_t waiter;	      /* the process that first waited */
+	_Atomic long long waited_ms;  /* when, on CLOCK_MONOTONIC */
 	_Atomic int wake_fd;	      /* eventfd written once when accepting stops;
 				       * made at load, so every fork has it */
 	_Atomic long long upgrade_wall_ns; /* CLOCK_REALTIME when the successor started */

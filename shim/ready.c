@@ -22,9 +22,14 @@ void hr_ready_waiting_slow(void)
 		atomic_store(&hr_ready_pending, 0);
 		return;
 	}
-	if (!atomic_exchange(&hr_gen->app_waiting, 1)) {
-		hr_debug("the app waits for connections");
-		hr_agent_poke();
+	if (!atomic_load(&hr_gen->app_waiting)) {
+		pid_t none = 0;
+		if (atomic_compare_exchange_strong(&hr_gen->waiter, &none, hr_self)) {
+			atomic_store(&hr_gen->waited_ms, hr_now_ms());
+			atomic_store(&hr_gen->app_waiting, 1);
+			hr_debug("the app waits for connections");
+			hr_agent_poke();
+		}
 	}
 }
 

@@ -3,12 +3,12 @@ hot restarts under load, zero client-visible errors."""
 
 import os
 import shutil
-import subprocess
 import threading
 import time
 
-from harness import (Load, Server, check, check_no_errors, free_port, http_get, pid_alive,
-                     server_bin, SCALE)
+from harness import (Load, Server, check, check_no_errors, count_fds, free_port, http_get,
+                     pid_alive, proc_children, proc_status, server_bin, start_slow_request,
+                     status_json, wait_for, SCALE)
 
 
 class ExitWatch:
@@ -138,15 +138,10 @@ def test_slow_request_in_flight(env):
     port = free_port()
     srv = Server(env, "threaded", [server_bin("threaded"), "--port", str(port)])
     old = srv.wait_ready()
-    result = {}
-
-    def slow():
-        result["r"] = http_get(port, "/slow")
-    t = threading.Thread(target=slow)
-    t.start()
+    t, result = start_slow_request(port)
     # Readiness signal: the old process holds the connection.
-    from harness import wait_for
-    wait_for(lambda: status_connections(srv) >= 1, 5, "the slow request to be accepted")
+    wait_for(lambda: status_json(srv.pidfile)["connections"] >= 1, 5,
+             "the slow request to be accepted")
     old2, new, _ = srv.restart_ok()
     check(old2 == old, "restarted the wrong process")
     t.join(10 * SCALE)
@@ -159,22 +154,11 @@ def test_slow_request_in_flight(env):
     check(status == 200 and headers.get("x-pid") == str(new), "new generation does not serve")
 
 
-def status_connections(srv):
-    import json
-    r = subprocess.run([os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
-        os.path.abspath(__file__)))), "scripts", "hotrestart"), "status", "--json",
-        "--pidfile", srv.pidfile], capture_output=True, text=True, timeout=10)
-    if r.returncode != 0:
-        return -1
-    return json.loads(r.stdout)["connections"]
-
-
 def test_chain_of_100(env):
     """100 successive restarts: no growth in fds, threads, zombies or memory."""
     port = free_port()
     srv = Server(env, "epoll_lt", [server_bin("epoll_lt"), "--port", str(port)])
     srv.wait_ready()
-    from harness import count_fds, proc_children, proc_status
     samples = []
     load = None
     for i in range(100):

@@ -1,25 +1,14 @@
 """Failure paths and signal handling: a failed successor changes nothing
 for clients; stop drains; the app keeps its own signal handlers."""
 
-import json
 import os
 import re
-import shutil
 import signal
 import subprocess
-import threading
-import time
 
-from harness import (WRAPPER, Load, Server, check, check_no_errors, free_port, http_get,
-                     pid_alive, read_pid, server_bin, wait_for, SCALE)
-
-
-def deploy(src, dest):
-    """Replaces the binary the way deploys do: a rename, never an overwrite
-    (the running file is busy)."""
-    tmp = dest + ".new"
-    shutil.copy(src, tmp)
-    os.replace(tmp, dest)
+from harness import (Load, Server, check, check_no_errors, deploy, free_port, http_get,
+                     pid_alive, read_pid, server_bin, start_slow_request, status_json,
+                     wait_for, SCALE)
 
 
 def test_failed_successors(env):
@@ -56,26 +45,6 @@ def test_failed_successors(env):
     return dict(res, server="epoll_lt, 4 failed + 1 good upgrade", restarts=5, exit_ms=None)
 
 
-def status_json(srv):
-    r = subprocess.run([WRAPPER, "status", "--json", "--pidfile", srv.pidfile],
-                       capture_output=True, text=True, timeout=10)
-    check(r.returncode == 0, "status failed: %s" % r.stderr)
-    return json.loads(r.stdout)
-
-
-def start_slow_request(port):
-    result = {}
-
-    def run():
-        try:
-            result["r"] = http_get(port, "/slow")
-        except OSError as e:
-            result["r"] = (0, {}, str(e).encode())
-    t = threading.Thread(target=run)
-    t.start()
-    return t, result
-
-
 def test_stop_drains(env):
     """SIGTERM: stop accepting, finish the in-flight request, exit, remove
     the pid file."""
@@ -83,9 +52,9 @@ def test_stop_drains(env):
     srv = Server(env, "threaded", [server_bin("threaded"), "--port", str(port)])
     pid = srv.wait_ready()
     t, result = start_slow_request(port)
-    wait_for(lambda: status_json(srv)["connections"] >= 1, 5, "the slow request")
+    wait_for(lambda: status_json(srv.pidfile)["connections"] >= 1, 5, "the slow request")
     os.kill(pid, signal.SIGTERM)
-    wait_for(lambda: status_json(srv)["stopping"], 5, "the stop to begin")
+    wait_for(lambda: status_json(srv.pidfile)["stopping"], 5, "the stop to begin")
     t.join(10 * SCALE)
     check(result["r"][0] == 200, "in-flight request failed during stop: %r" % (result["r"],))
     srv.wait_gone(pid, 10)

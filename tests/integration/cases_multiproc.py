@@ -5,11 +5,10 @@ obvious hooks."""
 import os
 import re
 import shutil
-import subprocess
 import time
 
 from cases_core import ExitWatch, lighttpd_config, restart_under_load
-from harness import (WRAPPER, Load, Server, check, check_no_errors, free_port, http_get, pid_alive,
+from harness import (Load, Server, status_json, check, check_no_errors, free_port, http_get, pid_alive,
                      proc_children, read_pid, server_bin, wait_for, SCALE)
 
 
@@ -19,12 +18,6 @@ def ppid_of(pid):
             return int(f.read().rsplit(")", 1)[1].split()[1])
     except (FileNotFoundError, ProcessLookupError):
         return None
-
-
-def spawn_lines(srv, master):
-    return len(re.findall(r"spawned worker \d+", "\n".join(
-        ln for ln in srv.log_text().splitlines() if ("pid %d" % master) in ln or
-        ln.startswith("%d:" % master))))
 
 
 def multiproc_restarts(env, name, cmd, port, restarts=3, duration=6.0, keepalive=False,
@@ -83,25 +76,18 @@ def model(name, keepalive=False, workers=2, **kw):
     return test
 
 
-def test_prefork_no_respawn_storm(env):
-    port = free_port()
-    row, srv = multiproc_restarts(env, "prefork", [server_bin("prefork"), "--port", str(port),
-                                                   "--workers", "3"], port)
-    # Every fork is logged; a generation forks its 3 workers and no more.
-    spawned = re.findall(r"spawned worker", srv.log_text())
-    check(len(spawned) == 3 * 4, "%d worker forks over 4 generations, want 12 (respawn storm?)"
-          % len(spawned))
-    return row
-
-
-def test_master_no_respawn_storm(env):
-    port = free_port()
-    row, srv = multiproc_restarts(env, "master", [server_bin("master"), "--port", str(port),
-                                                  "--workers", "2"], port)
-    spawned = re.findall(r"spawned worker", srv.log_text())
-    check(len(spawned) == 2 * 4, "%d worker forks over 4 generations, want 8 (respawn storm?)"
-          % len(spawned))
-    return row
+def no_respawn_storm(name, workers):
+    """Every fork is logged: over 4 generations, each forks its own workers
+    once and the old ones do not respawn workers while they drain."""
+    def test(env):
+        port = free_port()
+        row, srv = multiproc_restarts(env, name, [server_bin(name), "--port", str(port),
+                                                  "--workers", str(workers)], port)
+        spawned = len(re.findall(r"spawned worker", srv.log_text()))
+        check(spawned == workers * 4, "%d worker forks over 4 generations, want %d "
+              "(respawn storm?)" % (spawned, workers * 4))
+        return row
+    return test
 
 
 def test_daemon(env):
@@ -207,11 +193,9 @@ http.createServer((req, res) => {
     return restart_under_load(env, "node http", [node, script], [dict(port=port)])
 
 
-test_prefork_no_respawn_storm.quick = True
-
 TESTS = [
-    ("prefork (no respawn storm)", test_prefork_no_respawn_storm),
-    ("master/worker epoll (no respawn storm)", test_master_no_respawn_storm),
+    ("prefork (no respawn storm)", no_respawn_storm("prefork", 3)),
+    ("master/worker epoll (no respawn storm)", no_respawn_storm("master", 2)),
     ("fork per connection", model("forkconn")),
     ("daemonizing server", test_daemon),
     ("shutdown() of listener at exit", test_shutdown_at_exit),
@@ -263,16 +247,13 @@ def hooks_reached(name, make_cmd, app_log=None):
     """The accept and close hooks are really called in a real daemon: the
     shim counts the clients' connections, then sees them closed."""
     def test(env):
-        import json
         port = free_port()
         cmd, log = make_cmd(env, port)
         srv = Server(env, name, cmd, app_log=log)
         srv.wait_ready()
 
         def conns():
-            r = subprocess.run([WRAPPER, "status", "--json", "--pidfile", srv.pidfile],
-                               capture_output=True, text=True, timeout=10)
-            return json.loads(r.stdout)["connections"] if r.returncode == 0 else -1
+            return status_json(srv.pidfile)["connections"]
         socks = hold_keepalive(port, 5)
         wait_for(lambda: conns() == 5, 5, "the shim to count 5 connections (it sees %d)" %
                  conns())
@@ -314,3 +295,5 @@ def python_cmd(env, port):
 TESTS += [("hooks reached: " + n, hooks_reached(n, f)) for n, f in
           (("nginx", nginx_cmd), ("lighttpd", lighttpd_cmd), ("node", node_cmd),
            ("python", python_cmd))]
+
+TESTS[0][1].quick = True

@@ -2,7 +2,6 @@
 activation with the real systemd-socket-activate, `hotrestart status`, the
 pid file contract, `make install`/`uninstall`, and the library's exports."""
 
-import json
 import os
 import re
 import signal
@@ -13,20 +12,11 @@ import threading
 import time
 
 import harness
-from harness import (ROOT, WRAPPER, Load, Server, check, check_no_errors, free_port, http_get,
+from harness import (ROOT, WRAPPER, deploy, start_slow_request, status_json, Load, Server, check, check_no_errors, free_port, http_get,
                      pid_alive, read_pid, server_bin, wait_for, SCALE)
 
 TRANSCRIPT = os.path.join(harness.BUILD, "sd_notify-transcript.txt")
 STATUS_EXAMPLE = os.path.join(harness.BUILD, "status-example.txt")
-
-
-def deploy(src, dest):
-    """Installs a binary by rename, as deploys do (never over the running file)."""
-    tmp = dest + ".new"
-    with open(src, "rb") as fin, open(tmp, "wb") as fout:
-        fout.write(fin.read())
-    os.chmod(tmp, 0o755)
-    os.replace(tmp, dest)
 
 
 def mono_us():
@@ -36,18 +26,6 @@ def mono_us():
 def run_wrapper(args, timeout=30, wrapper=WRAPPER, env=None):
     return subprocess.run([wrapper] + list(args), capture_output=True, text=True,
                           timeout=timeout * SCALE + 10, env=env)
-
-
-def status_json(target):
-    """`hotrestart status --json` for a pid (int) or a pid file (str)."""
-    args = ["status", "--json"] + (["--pidfile", target] if isinstance(target, str)
-                                   else [str(target)])
-    r = run_wrapper(args, timeout=10)
-    check(r.returncode == 0, "status %s failed (%d): %s" % (target, r.returncode, r.stderr))
-    try:
-        return json.loads(r.stdout)
-    except ValueError as e:
-        raise harness.TestFailure("status --json printed no JSON (%s): %r" % (e, r.stdout))
 
 
 def status_text(target):
@@ -364,15 +342,7 @@ def test_status(env):
     fd = info["listeners"][0]["fd"]
 
     def slow_request():
-        result = {}
-
-        def run():
-            try:
-                result["r"] = http_get(port, "/slow")
-            except OSError as e:
-                result["r"] = (0, {}, str(e).encode())
-        t = threading.Thread(target=run)
-        t.start()
+        t, result = start_slow_request(port)
         wait_for(lambda: status_json(srv.pidfile)["connections"] >= 1, 5, "the slow request")
         return t, result
 

@@ -4,11 +4,13 @@ the real wrapper, the load client, and bounded waits on readiness signals
 
 import os
 import re
+import json
 import shutil
 import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -294,3 +296,37 @@ def http_get(port, path="/", host="127.0.0.1", timeout=10):
         k, _, v = line.partition(":")
         headers[k.strip().lower()] = v.strip()
     return status, headers, body
+
+
+def deploy(src, dest):
+    """Installs a binary by rename, as deploys do (never over the running file)."""
+    tmp = dest + ".new"
+    shutil.copy(src, tmp)
+    os.replace(tmp, dest)
+
+
+def status_json(target):
+    """`hotrestart status --json` for a pid (int) or a pid file (str)."""
+    args = ["status", "--json"] + (["--pidfile", target] if isinstance(target, str)
+                                   else [str(target)])
+    r = subprocess.run([WRAPPER] + args, capture_output=True, text=True, timeout=10 * SCALE + 10)
+    check(r.returncode == 0, "status %s failed (%d): %s" % (target, r.returncode, r.stderr))
+    try:
+        return json.loads(r.stdout)
+    except ValueError as e:
+        raise TestFailure("status --json printed no JSON (%s): %r" % (e, r.stdout))
+
+
+def start_slow_request(port):
+    """A /slow request (answered after 2 s) in a thread; result["r"] is
+    http_get's answer, or (0, {}, error) if the connection failed."""
+    result = {}
+
+    def run():
+        try:
+            result["r"] = http_get(port, "/slow")
+        except OSError as e:
+            result["r"] = (0, {}, str(e).encode())
+    t = threading.Thread(target=run)
+    t.start()
+    return t, result
