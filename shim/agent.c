@@ -85,18 +85,24 @@ static long long hr_now(void)
 	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* Forgets the number before closing it: a fork in between must not make
+ * the child close a number reused by the app. */
 static void hr_close_shim(int *fd)
 {
-	if (*fd >= 0) {
-		hr_fd_set(*fd, HR_FD_NONE);
-		hr_real.close(*fd);
+	int old = *fd;
+	if (old >= 0) {
 		*fd = -1;
+		hr_fd_set(old, HR_FD_NONE);
+		hr_real.close(old);
 	}
 }
 
 int hr_agent_signal(int sig)
 {
-	if (hr_agent_pid != hr_self || !hr_agent_owner || hr_pipe[1] < 0)
+	/* The real pid: a signal may reach a fork child before its atfork
+	 * handler refreshed hr_self. */
+	if (hr_agent_pid != (pid_t)hr_real.syscall(SYS_getpid) || !hr_agent_owner ||
+	    hr_pipe[1] < 0)
 		return 0;
 	char c = sig == hr_cfg.stop_signal ? 'T' : 'R';
 	ssize_t ignored = write(hr_pipe[1], &c, 1);
@@ -267,7 +273,8 @@ static void hr_upgrade_end(const char *failure, pid_t new_owner)
 	long long ms = hr_now() - A.upgrade_start;
 	if (failure) {
 		if (!A.child_exited) {
-			kill(A.child.pid, SIGKILL);
+			/* By pidfd: the pid may have been reaped and reused. */
+			hr_real.syscall(SYS_pidfd_send_signal, A.child.pidfd, SIGKILL, NULL, 0);
 			int ok;
 			hr_spawn_exited(A.child.pid, A.child.pidfd, 1, &ok, A.child_why, sizeof A.child_why);
 		}

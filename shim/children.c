@@ -3,7 +3,6 @@
 #include "gen.h"
 #include "libc.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdatomic.h>
@@ -11,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -40,42 +40,58 @@ int hr_children_concerns(idtype_t idtype, id_t id)
 	return idtype == P_ALL || (idtype == P_PGID && (id == 0 || (pid_t)id == getpgrp()));
 }
 
-/* Whether this process has a child other than the successor. */
+/* Whether this process has a child other than the successor. No malloc:
+ * wait() is often called from the app's SIGCHLD handler. */
 static int hr_has_app_children(pid_t successor)
 {
-	char path[320], buf[4096];
-	DIR *d = opendir("/proc/self/task");
+	char path[64], buf[4096];
+	long dirbuf[1024];
+	int dir = open("/proc/self/task", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	int found = 0;
-	if (!d)
+	if (dir < 0)
 		return 1; /* cannot tell: let the real wait decide */
-	struct dirent *e;
-	while (!found && (e = readdir(d))) {
-		if (e->d_name[0] == '.')
-			continue;
-		snprintf(path, sizeof path, "/proc/self/task/%s/children", e->d_name);
-		int fd = open(path, O_RDONLY | O_CLOEXEC);
-		if (fd < 0) {
-			found = 1;
+	for (;;) {
+		long n = hr_real.syscall(SYS_getdents64, dir, dirbuf, sizeof dirbuf);
+		if (n <= 0 || found)
 			break;
-		}
-		ssize_t n = read(fd, buf, sizeof buf - 1);
-		hr_real.close(fd);
-		if (n <= 0)
-			continue;
-		buf[n] = '\0';
-		for (char *p = buf; *p;) {
-			char *end;
-			long pid = strtol(p, &end, 10);
-			if (end == p)
-				break;
-			if (pid != successor)
+		for (long off = 0; off < n && !found;) {
+			struct linux_dirent64_view {
+				unsigned long long ino;
+				long long off;
+				unsigned short reclen;
+				unsigned char type;
+				char name[];
+			} *e = (void *)((char *)dirbuf + off);
+			off += e->reclen;
+			if (e->name[0] == '.' || strlen(e->name) > 20)
+				continue;
+			strcpy(path, "/proc/self/task/");
+			strcat(path, e->name);
+			strcat(path, "/children");
+			int fd = open(path, O_RDONLY | O_CLOEXEC);
+			if (fd < 0) {
 				found = 1;
-			p = end;
-			while (*p == ' ')
-				p++;
+				break;
+			}
+			ssize_t len = read(fd, buf, sizeof buf - 1);
+			hr_real.close(fd);
+			if (len <= 0)
+				continue;
+			buf[len] = '\0';
+			for (char *p = buf; *p;) {
+				char *end;
+				long pid = strtol(p, &end, 10);
+				if (end == p)
+					break;
+				if (pid != successor)
+					found = 1;
+				p = end;
+				while (*p == ' ')
+					p++;
+			}
 		}
 	}
-	closedir(d);
+	hr_real.close(dir);
 	return found;
 }
 

@@ -55,9 +55,13 @@ void hr_gen_after_fork_child(void)
 	hr_self = getpid();
 	if (!hr_gen)
 		return;
-	long inherited = hr_slot ? atomic_load(&hr_slot->conns) : 0;
+	/* The child holds copies of the connection fds its table says it has
+	 * (not the parent's count, which the parent keeps changing). */
+	long inherited = 0;
+	int top = atomic_load(&hr_fds_hiwater);
+	for (int fd = 0; fd <= top && fd < hr_fds_size; fd++)
+		inherited += hr_fd_kind(hr_fd_get(fd)) == HR_FD_CONN;
 	hr_slot = hr_gen_claim_slot(hr_self);
-	/* The child holds copies of every connection fd of its parent. */
 	if (hr_slot) {
 		atomic_store(&hr_slot->conns, inherited);
 		atomic_store(&hr_slot->accepting, 0);

@@ -115,10 +115,11 @@ HR_EXPORT int close(int fd)
 /* Closes [first, last] but the shim's own fds, range by range. */
 static int hr_close_range_keeping(unsigned first, unsigned last, int flags)
 {
-	unsigned top = (unsigned)atomic_load(&hr_fds_hiwater);
+	int hiwater = atomic_load(&hr_fds_hiwater);
+	unsigned top = hiwater < 0 ? 0 : (unsigned)hiwater;
 	unsigned start = first;
 	int ret = 0;
-	for (unsigned fd = first; fd <= last && fd <= top; fd++) {
+	for (unsigned fd = first; hiwater >= 0 && fd <= last && fd <= top; fd++) {
 		uint32_t st = hr_fd_get((int)fd);
 		if (hr_fd_kind(st) == HR_FD_SHIM) {
 			if (fd > start &&
@@ -297,9 +298,12 @@ static void hr_epoll_waiting(int epfd)
 	uint32_t st = hr_fd_get(epfd);
 	if (st & HR_FD_HAS_LISTENER)
 		hr_agent_ensure_worker();
-	if (atomic_load_explicit(&hr_ready_pending, memory_order_relaxed) && hr_holds_listeners &&
-	    ((st & HR_FD_HAS_LISTENER) || !hr_inherit_unclaimed()))
-		hr_ready_waiting_slow();
+	if (atomic_load_explicit(&hr_ready_pending, memory_order_relaxed)) {
+		if (atomic_load(&hr_gen->ready_done))
+			atomic_store(&hr_ready_pending, 0);
+		else if (hr_holds_listeners && ((st & HR_FD_HAS_LISTENER) || !hr_inherit_unclaimed()))
+			hr_ready_waiting_slow();
+	}
 }
 
 HR_EXPORT int epoll_wait(int epfd, struct epoll_event *ev, int max, int timeout)
@@ -572,6 +576,13 @@ HR_EXPORT pid_t fork(void)
 	if (hr_active && hr_holds_listeners && !hr_is_owner())
 		hr_agent_ensure_worker();
 	return hr_real.fork();
+}
+
+/* A vfork child would run our hooks on its parent's memory: give it its
+ * own (POSIX allows vfork to be fork). */
+HR_EXPORT pid_t vfork(void)
+{
+	return fork();
 }
 
 HR_EXPORT void exit(int status)

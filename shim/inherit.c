@@ -17,9 +17,12 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+/* fd and claimed change under hr_inh_lock but are read without it: the
+ * unlink() and epoll_wait() hooks may run in a signal handler or while the
+ * same thread holds the lock. */
 struct hr_inherited {
-	int fd; /* LISTEN_FDS number until claimed, then the app's fd */
-	int claimed;
+	_Atomic int fd; /* LISTEN_FDS number until claimed, then the app's fd */
+	_Atomic int claimed;
 	int family;
 	struct sockaddr_storage addr;
 	socklen_t addrlen;
@@ -298,10 +301,8 @@ void hr_inherit_claim_in_place(int fd)
 int hr_inherit_unclaimed(void)
 {
 	int n = 0;
-	hr_inherit_lock();
 	for (int i = 0; i < hr_ninh; i++)
 		n += !hr_inh[i].claimed && hr_inh[i].fd >= 0;
-	hr_inherit_unlock();
 	return n;
 }
 
@@ -334,7 +335,6 @@ int hr_inherit_holds_path(const char *path)
 	int held = 0;
 	if (!hr_ninh || !path)
 		return 0;
-	hr_inherit_lock();
 	for (int i = 0; i < hr_ninh; i++) {
 		struct hr_inherited *h = &hr_inh[i];
 		const struct sockaddr_un *un = (const void *)&h->addr;
@@ -342,6 +342,5 @@ int hr_inherit_holds_path(const char *path)
 		    strcmp(un->sun_path, path) == 0)
 			held = 1;
 	}
-	hr_inherit_unlock();
 	return held;
 }

@@ -72,10 +72,16 @@ static void hr_chain(int sig, siginfo_t *si, void *uc)
 	}
 	if (app.sa_flags & SA_RESETHAND)
 		hr_sig[sig].app.sa_handler = SIG_DFL;
+	/* The mask the app asked for while its handler runs. */
+	sigset_t mask = app.sa_mask, old;
+	if (!(app.sa_flags & SA_NODEFER))
+		sigaddset(&mask, sig);
+	pthread_sigmask(SIG_BLOCK, &mask, &old);
 	if (app.sa_flags & SA_SIGINFO)
 		app.sa_sigaction(sig, si, uc);
 	else
 		app.sa_handler(sig);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
 }
 
 /* Async-signal-safe: only atomics, write(2) and the app's own handler. */

@@ -154,7 +154,7 @@ static int hr_spawn_child(void *p)
 		if (hr_real.dup2(tmp[i], 3 + i) < 0)
 			goto fail;
 	if (hr_real.syscall(SYS_close_range, first_free, ~0U, 0) < 0)
-		for (int fd = first_free; fd < 65536; fd++)
+		for (int fd = first_free; fd < hr_fds_size; fd++)
 			hr_real.syscall(SYS_close, fd);
 	hr_fmt_long(a->pid_digits, (long)hr_real.syscall(SYS_getpid));
 	if (chdir(hr_cwd) < 0)
