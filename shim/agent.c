@@ -78,13 +78,6 @@ static struct {
 	 .pred = -1,
 	 .owner_pidfd = -1 };
 
-static long long hr_now(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Forgets the number before closing it: a fork in between must not make
  * the child close a number reused by the app. */
 static void hr_close_shim(int *fd)
@@ -161,7 +154,7 @@ static void hr_report_ready(void)
 		int len = snprintf(msg, sizeof msg, "ready %d\n", (int)hr_self);
 		if (send(A.pred, msg, (size_t)len, MSG_NOSIGNAL) == len) {
 			A.awaiting_ack = 1;
-			A.ack_deadline = hr_now() + HR_ACK_TIMEOUT_MS;
+			A.ack_deadline = hr_now_ms() + HR_ACK_TIMEOUT_MS;
 			return;
 		}
 		hr_close_shim(&A.pred);
@@ -225,8 +218,8 @@ static void hr_begin_drain(int phase)
 		eventfd_write(wake, 1);
 	hr_listeners_stop_local();
 	A.draining = 1;
-	A.drain_deadline = hr_now() + (long long)(hr_cfg.drain_timeout * 1000);
-	A.next_tick = hr_now();
+	A.drain_deadline = hr_now_ms() + (long long)(hr_cfg.drain_timeout * 1000);
+	A.next_tick = hr_now_ms();
 }
 
 static void hr_finish(void)
@@ -234,7 +227,7 @@ static void hr_finish(void)
 	if (hr_gen_phase() == HR_PHASE_STOPPING)
 		hr_pidfile_remove(hr_self);
 	A.exiting = 1;
-	A.grace_deadline = hr_now() + (long long)(hr_cfg.stop_grace * 1000);
+	A.grace_deadline = hr_now_ms() + (long long)(hr_cfg.stop_grace * 1000);
 	if (!hr_signals_deliver_to_app(hr_cfg.stop_signal)) {
 		hr_info("the app ignores signal %d: exiting", hr_cfg.stop_signal);
 		hr_real._exit(0);
@@ -270,7 +263,7 @@ static void hr_drain_tick(long long now)
 
 static void hr_upgrade_end(const char *failure, pid_t new_owner)
 {
-	long long ms = hr_now() - A.upgrade_start;
+	long long ms = hr_now_ms() - A.upgrade_start;
 	if (failure) {
 		if (!A.child_exited) {
 			/* By pidfd: the pid may have been reaped and reused. */
@@ -330,7 +323,7 @@ static void hr_upgrade_start(void)
 		hr_reply_restart_waiters(line);
 		return;
 	}
-	A.upgrade_start = hr_now();
+	A.upgrade_start = hr_now_ms();
 	struct timespec wall;
 	clock_gettime(CLOCK_REALTIME, &wall);
 	atomic_store(&hr_gen->upgrade_wall_ns, (long long)wall.tv_sec * 1000000000LL + wall.tv_nsec);
@@ -551,7 +544,7 @@ static void *hr_agent_main(void *unused)
 	(void)unused;
 	int stopped_local = 0;
 	for (;;) {
-		long long now = hr_now();
+		long long now = hr_now_ms();
 		int timeout = -1;
 		struct pollfd pf[8 + HR_MAX_CLIENTS];
 		int n = 0, i_pipe = -1, i_ctl = -1, i_sock = -1, i_pidfd = -1, i_pred = -1,

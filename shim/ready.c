@@ -9,7 +9,7 @@
 _Atomic int hr_ready_pending;
 static _Atomic long long hr_last_claim_ms;
 
-static long long hr_now_ms(void)
+long long hr_now_ms(void)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);

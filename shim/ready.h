@@ -20,6 +20,10 @@ static inline void hr_ready_note_waiting(void)
 /* An inherited listener was claimed (restarts the settle delay). */
 void hr_ready_note_claim(void);
 
+/* CLOCK_MONOTONIC in milliseconds: comparable across the generation's
+ * processes (the readiness times in the shared region use it). */
+long long hr_now_ms(void);
+
 /* Milliseconds on CLOCK_MONOTONIC of the last claim, 0 if none. */
 long long hr_ready_last_claim_ms(void);
 

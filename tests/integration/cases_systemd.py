@@ -4,7 +4,6 @@ pid file contract, `make install`/`uninstall`, and the library's exports."""
 
 import os
 import re
-import signal
 import socket
 import struct
 import subprocess
@@ -12,8 +11,9 @@ import threading
 import time
 
 import harness
-from harness import (ROOT, WRAPPER, deploy, start_slow_request, status_json, Load, Server, check, check_no_errors, free_port, http_get,
-                     pid_alive, read_pid, server_bin, wait_for, SCALE)
+from harness import (ROOT, WRAPPER, SCALE, Load, Server, check, check_no_errors, deploy,
+                     free_port, http_get, pid_alive, read_pid, server_bin, start_slow_request,
+                     status_json, wait_for)
 
 TRANSCRIPT = os.path.join(harness.BUILD, "sd_notify-transcript.txt")
 STATUS_EXAMPLE = os.path.join(harness.BUILD, "status-example.txt")
@@ -35,62 +35,11 @@ def status_text(target):
     return r.stdout
 
 
-class Launched:
-    """A process tree the test starts itself (not through the source wrapper),
-    in its own session; registered with the servers so the runner shows its
-    log on failure and kills it at the end."""
-
-    def __init__(self, env, name, argv, penv, pidfile):
-        self.env = env
-        self.name = name
-        self.pidfile = pidfile
-        self.log = env.path(name + ".log")
-        self.known = set()
-        with open(self.log, "ab") as logf:
-            self.proc = subprocess.Popen(argv, stdout=logf, stderr=subprocess.STDOUT, env=penv,
-                                         cwd=env.tmp, start_new_session=True)
-        self.known.add(self.proc.pid)
-        env.servers.append(self)
-
-    @property
-    def pid(self):
-        return read_pid(self.pidfile)
-
-    def wait_ready(self, timeout=15):
-        def ready():
-            pid = read_pid(self.pidfile)
-            return pid if pid and pid_alive(pid) else None
-        pid = wait_for(ready, timeout, "%s to write its pid file (log: %s)" %
-                       (self.name, self.tail()))
-        self.known.add(pid)
-        return pid
-
-    def wait_gone(self, pid, timeout):
-        wait_for(lambda: not pid_alive(pid), timeout, "pid %d to exit" % pid)
-
-    def log_text(self):
-        try:
-            with open(self.log, "rb") as f:
-                return f.read().decode(errors="replace")
-        except FileNotFoundError:
-            return ""
-
-    def tail(self, lines=15):
-        return "\n".join(self.log_text().splitlines()[-lines:])
-
-    def kill(self):
-        for pid in set(self.known) | {self.pid or 0}:
-            if pid <= 0:
-                continue
-            for fn in (os.killpg, os.kill):
-                try:
-                    fn(pid, signal.SIGKILL)
-                except (ProcessLookupError, PermissionError):
-                    pass
-        try:
-            self.proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            pass
+def launched(env, name, argv, penv, pidfile):
+    """A process tree the test starts itself (not through the source
+    wrapper), tracked like any server: log shown on failure, killed at the
+    end."""
+    return Server.__new__(Server).launch(env, name, argv, penv, pidfile)
 
 
 # ---- a. sd_notify ----
@@ -264,7 +213,7 @@ def test_socket_activation(env):
     for k, v in passed.items():
         argv += ["-E", "%s=%s" % (k, v)]
     argv += ["--", server, "--port", str(port)]
-    act = Launched(env, "activated", argv, base, pidfile)
+    act = launched(env, "activated", argv, base, pidfile)
 
     def listening():
         with socket.socket() as s:
@@ -475,7 +424,7 @@ def test_install(env):
             if k not in ("HOTRESTART_LIBRARY", "LD_PRELOAD") and not k.startswith("HOTRESTART_")}
     port = free_port()
     pidfile = env.path("installed.pid")
-    srv = Launched(env, "installed", [wrapper, "run", "--pidfile", pidfile, "--",
+    srv = launched(env, "installed", [wrapper, "run", "--pidfile", pidfile, "--",
                                       server_bin("epoll_lt"), "--port", str(port)], penv, pidfile)
     first = srv.wait_ready()
 

@@ -143,21 +143,26 @@ class Server:
 
     def __init__(self, env, name, cmd, drain_timeout=10, ready_timeout=10, extra_env=None,
                  cwd=None, run_args=(), app_log=None):
+        pidfile = env.path(name + ".pid")
+        args = [WRAPPER, "run", "--pidfile", pidfile, "--drain-timeout", str(drain_timeout),
+                "--ready-timeout", str(ready_timeout)] + list(run_args) + ["--"] + list(cmd)
+        self.launch(env, name, args, env.preload_env(extra_env), pidfile, cwd, app_log)
+
+    def launch(self, env, name, argv, penv, pidfile, cwd=None, app_log=None):
+        """Starts argv as given (the constructor goes through the wrapper;
+        tests of other launchers call this on Server.__new__(Server))."""
         self.env = env
         self.name = name
-        self.pidfile = env.path(name + ".pid")
+        self.pidfile = pidfile
         self.log = env.path(name + ".log")
         self.app_log = app_log  # where the app redirects stderr (nginx's error_log)
-        self.cmd = cmd
         self.known = set()
-        args = [WRAPPER, "run", "--pidfile", self.pidfile, "--drain-timeout", str(drain_timeout),
-                "--ready-timeout", str(ready_timeout)] + list(run_args) + ["--"] + list(cmd)
-        self.logf = open(self.log, "ab")
-        self.proc = subprocess.Popen(args, stdout=self.logf, stderr=subprocess.STDOUT,
-                                     env=env.preload_env(extra_env), cwd=cwd or env.tmp,
-                                     start_new_session=True)
+        with open(self.log, "ab") as logf:
+            self.proc = subprocess.Popen(argv, stdout=logf, stderr=subprocess.STDOUT, env=penv,
+                                         cwd=cwd or env.tmp, start_new_session=True)
         self.known.add(self.proc.pid)
         env.servers.append(self)
+        return self
 
     def wait_ready(self, timeout=15):
         def ready():
@@ -231,7 +236,6 @@ class Server:
             self.proc.wait(timeout=5)
         except subprocess.TimeoutExpired:
             pass
-        self.logf.close()
 
 
 class Load:
