@@ -1,5 +1,5 @@
 # hotrestart: zero-downtime restarts for unmodified Linux servers.
-#   make            build build/libhotrestart.so
+#   make            build build/libhotrestart.so and build/hotrestart-keeper
 #   make test       install missing dependencies, build, run every test
 #   make demo       restart a sample server under load and print the figures
 #   make bench      side-by-side benchmarks (QUICK=1 for a short run)
@@ -20,6 +20,11 @@ SAN_FLAGS = -fsanitize=address,undefined -fno-omit-frame-pointer
 
 SHIM_SRC = $(wildcard shim/*.c)
 SHIM_HDR = $(wildcard shim/*.h)
+# The keeper: its own files plus the shim's pure ones (config, log, pid file,
+# sd_notify, LISTEN_FDS, addresses) and the libc table they use.
+KEEPER_SRC = $(wildcard shim/keeper/*.c) shim/config.c shim/log.c shim/pidfile.c \
+	shim/notify.c shim/listenfds.c shim/sockaddr.c shim/libc.c
+KEEPER = $(BUILD)/hotrestart-keeper
 # Everything but the hooks and the constructor: what unit tests link.
 CORE_SRC = $(filter-out shim/hooks.c shim/init.c,$(SHIM_SRC))
 
@@ -32,7 +37,11 @@ ASAN_LIB = $(BUILD)/asan/libhotrestart.so
 
 .PHONY: all test unit integration asan-test deps demo bench install uninstall clean
 
-all: $(LIB) $(SERVERS) $(BUILD)/loadclient
+all: $(LIB) $(KEEPER) $(SERVERS) $(BUILD)/loadclient
+
+$(KEEPER): $(KEEPER_SRC) $(wildcard shim/keeper/*.h) $(SHIM_HDR)
+	@mkdir -p $(@D)
+	$(CC) $(BASE_CFLAGS) -D_GNU_SOURCE -O2 -o $@ $(KEEPER_SRC) -ldl
 
 $(LIB): $(SHIM_SRC) $(SHIM_HDR) shim/libhotrestart.map
 	@mkdir -p $(@D)
@@ -85,18 +94,22 @@ UNITS = $(notdir $(wildcard scripts/systemd/*.service scripts/systemd/*.socket))
 MANPAGES = man1/hotrestart.1 man7/libhotrestart.7
 
 # PREFIX is baked into the wrapper and the example units; DESTDIR only stages.
-install: $(LIB)
+install: $(LIB) $(KEEPER)
 	@case "$(PREFIX)" in /*) ;; *) echo "install: PREFIX must be absolute" >&2; exit 1;; esac
-	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/bin \
+	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/lib/hotrestart $(DESTDIR)$(PREFIX)/bin \
 		$(DESTDIR)$(PREFIX)/share/doc/hotrestart \
 		$(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/man/man7
 	install -m 0755 $(LIB) $(DESTDIR)$(PREFIX)/lib/$(SONAME)
 	ln -sf $(SONAME) $(DESTDIR)$(PREFIX)/lib/libhotrestart.so
-	sed 's|^LIBRARY_PATH = None$$|LIBRARY_PATH = "$(PREFIX)/lib/$(SONAME)"|' scripts/hotrestart \
-		> $(DESTDIR)$(PREFIX)/bin/hotrestart.tmp
+	install -m 0755 $(KEEPER) $(DESTDIR)$(PREFIX)/lib/hotrestart/hotrestart-keeper
+	sed -e 's|^LIBRARY_PATH = None$$|LIBRARY_PATH = "$(PREFIX)/lib/$(SONAME)"|' \
+	    -e 's|^KEEPER_PATH = None$$|KEEPER_PATH = "$(PREFIX)/lib/hotrestart/hotrestart-keeper"|' \
+		scripts/hotrestart > $(DESTDIR)$(PREFIX)/bin/hotrestart.tmp
 	@grep -qxF 'LIBRARY_PATH = "$(PREFIX)/lib/$(SONAME)"' $(DESTDIR)$(PREFIX)/bin/hotrestart.tmp \
+		&& grep -qxF 'KEEPER_PATH = "$(PREFIX)/lib/hotrestart/hotrestart-keeper"' \
+			$(DESTDIR)$(PREFIX)/bin/hotrestart.tmp \
 		|| { rm -f $(DESTDIR)$(PREFIX)/bin/hotrestart.tmp; \
-		     echo "install: no 'LIBRARY_PATH = None' line in scripts/hotrestart" >&2; exit 1; }
+		     echo "install: no 'LIBRARY_PATH = None' or 'KEEPER_PATH = None' line in scripts/hotrestart" >&2; exit 1; }
 	chmod 0755 $(DESTDIR)$(PREFIX)/bin/hotrestart.tmp
 	mv -f $(DESTDIR)$(PREFIX)/bin/hotrestart.tmp $(DESTDIR)$(PREFIX)/bin/hotrestart
 	for unit in $(UNITS); do \
@@ -109,10 +122,11 @@ install: $(LIB)
 
 uninstall:
 	rm -f $(DESTDIR)$(PREFIX)/lib/$(SONAME) $(DESTDIR)$(PREFIX)/lib/libhotrestart.so \
+		$(DESTDIR)$(PREFIX)/lib/hotrestart/hotrestart-keeper \
 		$(DESTDIR)$(PREFIX)/bin/hotrestart \
 		$(addprefix $(DESTDIR)$(PREFIX)/share/man/,$(MANPAGES)) \
 		$(addprefix $(DESTDIR)$(PREFIX)/share/doc/hotrestart/,$(UNITS))
-	rmdir $(DESTDIR)$(PREFIX)/share/doc/hotrestart 2>/dev/null || true
+	rmdir $(DESTDIR)$(PREFIX)/share/doc/hotrestart $(DESTDIR)$(PREFIX)/lib/hotrestart 2>/dev/null || true
 
 clean:
 	rm -rf $(BUILD)

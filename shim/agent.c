@@ -6,6 +6,7 @@
 #include "fdtable.h"
 #include "gen.h"
 #include "inherit.h"
+#include "keeperlink.h"
 #include "libc.h"
 #include "listeners.h"
 #include "log.h"
@@ -149,6 +150,11 @@ static void hr_report_ready(void)
 	unsetenv("LISTEN_PID");
 	unsetenv("LISTEN_FDNAMES");
 	unsetenv(HR_ENV_READY_FD);
+	if (hr_under_keeper()) {
+		hr_keeper_send_ready(hr_self);
+		hr_become_ready_done(1);
+		return;
+	}
 	if (A.pred >= 0) {
 		char msg[48];
 		int len = snprintf(msg, sizeof msg, "ready %d\n", (int)hr_self);
@@ -486,18 +492,21 @@ static void hr_setup_owner(void)
 {
 	if (hr_agent_owner)
 		return;
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	A.started_unix = (double)ts.tv_sec + ts.tv_nsec / 1e9;
+	hr_agent_owner = 1;
+	/* Under a keeper, signals, control, pid file and spawning are its. */
+	if (hr_under_keeper())
+		return;
 	hr_signals_take();
 	if (hr_pipe[0] < 0 && pipe2(hr_pipe, O_CLOEXEC | O_NONBLOCK) == 0) {
 		hr_fd_set(hr_pipe[0], HR_FD_SHIM);
 		hr_fd_set(hr_pipe[1], HR_FD_SHIM);
 	}
 	A.ctl = hr_control_open();
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	A.started_unix = (double)ts.tv_sec + ts.tv_nsec / 1e9;
 	if (hr_cfg.ready_fd >= 0 && hr_fd_kind(hr_fd_get(hr_cfg.ready_fd)) == HR_FD_SHIM)
 		A.pred = hr_cfg.ready_fd;
-	hr_agent_owner = 1;
 }
 
 /* Whether this non-owner process should take the listeners over: its
@@ -598,7 +607,9 @@ static void *hr_agent_main(void *unused)
 			int wake = atomic_load(&hr_gen->wake_fd);
 			pf[i_wake = n++] = (struct pollfd){ .fd = wake, .events = POLLIN };
 		} else {
-			if (!stopped_local && !owner) {
+			/* Under a keeper the owner drains like every other process:
+			 * the keeper counts and ends the generation. */
+			if (!stopped_local && (!owner || hr_under_keeper())) {
 				hr_listeners_stop_local();
 				A.next_tick = now;
 			}

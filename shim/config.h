@@ -17,6 +17,11 @@
 /* Set by the shim for a successor; not meant for operators. */
 #define HR_ENV_GENERATION "HOTRESTART_GENERATION"
 #define HR_ENV_READY_FD "HOTRESTART_READY_FD"
+/* Set by the keeper for each generation (docs/keeper.md). */
+#define HR_ENV_KEEPER_FD "HOTRESTART_KEEPER_FD"
+#define HR_ENV_GEN_FD "HOTRESTART_GEN_FD"
+#define HR_ENV_WAKE_FD "HOTRESTART_WAKE_FD"
+#define HR_ENV_OLD_PIDS "HOTRESTART_OLD_PIDS"
 
 #define HR_DEFAULT_DRAIN_TIMEOUT 30.0
 #define HR_DEFAULT_READY_TIMEOUT 30.0

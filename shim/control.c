@@ -11,23 +11,28 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
 int hr_control_open(void)
 {
+	/* Named after the PID namespace too: services with the same PID in
+	 * different namespaces of one network namespace must not collide. */
+	struct stat ns;
+	if (stat("/proc/self/ns/pid", &ns) < 0)
+		ns.st_ino = 0;
 	struct sockaddr_un addr;
 	memset(&addr, 0, sizeof addr);
 	addr.sun_family = AF_UNIX;
-	int len = snprintf(addr.sun_path + 1, sizeof addr.sun_path - 1, "%s%d", HR_CONTROL_PREFIX,
-			   (int)hr_self);
+	int len = snprintf(addr.sun_path + 1, sizeof addr.sun_path - 1, "%s%lu.%d", HR_CONTROL_PREFIX,
+			   (unsigned long)ns.st_ino, (int)hr_self);
 	int fd = hr_real.socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd < 0)
 		return -1;
 	socklen_t alen = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + (size_t)len);
 	if (hr_real.bind(fd, (struct sockaddr *)&addr, alen) < 0 || hr_real.listen(fd, 16) < 0) {
-		hr_warn("control socket @%s%d unavailable: %s", HR_CONTROL_PREFIX, (int)hr_self,
-			strerror(errno));
+		hr_warn("control socket @%s unavailable: %s", addr.sun_path + 1, strerror(errno));
 		hr_real.close(fd);
 		return -1;
 	}

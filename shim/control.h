@@ -1,5 +1,5 @@
 /* The control socket: an abstract AF_UNIX stream socket named
- * "hotrestart-ctl.<pid>" served by the owner's agent. One line in
+ * "hotrestart-ctl.<pid namespace inode>.<pid>" served by the owner's agent. One line in
  * ("restart", "stop", "status"), one line out. */
 #ifndef HR_CONTROL_H
 #define HR_CONTROL_H

@@ -33,15 +33,21 @@ static struct hr_gen_slot *hr_gen_claim_slot(pid_t pid)
 	return NULL;
 }
 
-int hr_gen_init(void)
+int hr_gen_init(int region_fd, int wake_fd)
 {
 	hr_self = getpid();
-	void *p = mmap(NULL, sizeof(struct hr_gen), PROT_READ | PROT_WRITE,
-		       MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	/* Under a keeper the region is its memfd, so it reads the counts and
+	 * sets the phase; otherwise an anonymous mapping forks share. */
+	void *p = region_fd >= 0 ? mmap(NULL, sizeof(struct hr_gen), PROT_READ | PROT_WRITE,
+					MAP_SHARED, region_fd, 0)
+				 : mmap(NULL, sizeof(struct hr_gen), PROT_READ | PROT_WRITE,
+					MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (region_fd >= 0)
+		hr_real.close(region_fd);
 	if (p == MAP_FAILED)
 		return -1;
 	hr_gen = p;
-	int wake = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	int wake = wake_fd >= 0 ? wake_fd : eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	atomic_store(&hr_gen->wake_fd, wake);
 	if (wake >= 0)
 		hr_fd_set(wake, HR_FD_SHIM);

@@ -45,7 +45,9 @@ extern pid_t hr_self;		     /* cached getpid(), refreshed at fork */
 extern pid_t hr_parent_at_fork;	     /* the process we were forked from */
 extern struct hr_gen_slot *hr_slot;  /* this process's slot */
 
-int hr_gen_init(void);
+/* Maps the region: the keeper's memfd and eventfd when given (>= 0), else
+ * fresh ones. */
+int hr_gen_init(int region_fd, int wake_fd);
 /* After fork, in the child: async-signal-safe. */
 void hr_gen_after_fork_child(void);
 

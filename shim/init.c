@@ -4,6 +4,7 @@
 #include "fdtable.h"
 #include "gen.h"
 #include "inherit.h"
+#include "keeperlink.h"
 #include "libc.h"
 #include "log.h"
 #include "notify.h"
@@ -74,7 +75,12 @@ __attribute__((constructor)) static void hr_init(int argc, char **argv, char **e
 	}
 	hr_log_level = hr_cfg.log_level;
 	hr_fdtable_init();
-	if (!hr_fds || hr_gen_init() < 0) {
+	int region_fd = -1, wake_fd = -1;
+	if (hr_fds && hr_keeper_load(&region_fd, &wake_fd, err, sizeof err) < 0) {
+		hr_error("%s; hotrestart disabled", err);
+		return;
+	}
+	if (!hr_fds || hr_gen_init(region_fd, wake_fd) < 0) {
 		hr_error("out of memory for the shim's tables; hotrestart disabled");
 		return;
 	}

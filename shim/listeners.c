@@ -5,10 +5,12 @@
 #include "fdtable.h"
 #include "gen.h"
 #include "inherit.h"
+#include "keeperlink.h"
 #include "libc.h"
 #include "log.h"
 #include "ready.h"
 #include "signals.h"
+#include "sockaddr.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -38,6 +40,8 @@ void hr_listener_adopt(int fd, int app_nonblock, int inherited)
 		hr_agent_start_owner();
 	if (inherited)
 		hr_ready_note_claim();
+	else
+		hr_keeper_send_listener(fd);
 }
 
 void hr_listener_on_listen(int fd)
@@ -149,30 +153,6 @@ int hr_listener_getfl(int fd, int real_flags)
 		return real_flags;
 	return (hr_fd_get(fd) & HR_FD_NONBLOCK) ? (real_flags | O_NONBLOCK)
 						: (real_flags & ~O_NONBLOCK);
-}
-
-void hr_format_sockaddr(const struct sockaddr *sa, socklen_t len, char *out, size_t outlen)
-{
-	char host[INET6_ADDRSTRLEN];
-	if (sa->sa_family == AF_INET) {
-		const struct sockaddr_in *in = (const void *)sa;
-		inet_ntop(AF_INET, &in->sin_addr, host, sizeof host);
-		snprintf(out, outlen, "%s:%u", host, ntohs(in->sin_port));
-	} else if (sa->sa_family == AF_INET6) {
-		const struct sockaddr_in6 *in6 = (const void *)sa;
-		inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof host);
-		snprintf(out, outlen, "[%s]:%u", host, ntohs(in6->sin6_port));
-	} else if (sa->sa_family == AF_UNIX) {
-		const struct sockaddr_un *un = (const void *)sa;
-		size_t off = offsetof(struct sockaddr_un, sun_path);
-		size_t n = len > off ? len - off : 0;
-		if (n && un->sun_path[0] == '\0')
-			snprintf(out, outlen, "@%.*s", (int)(n - 1), un->sun_path + 1);
-		else
-			snprintf(out, outlen, "%.*s", (int)strnlen(un->sun_path, n), un->sun_path);
-	} else {
-		snprintf(out, outlen, "family %d", sa->sa_family);
-	}
 }
 
 int hr_listeners_collect(struct hr_listener_info *out, int max)

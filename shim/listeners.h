@@ -46,6 +46,4 @@ void hr_listeners_stop_local(void);
 /* Refuses new connections on every listener (graceful stop, no successor). */
 void hr_listeners_shut(void);
 
-void hr_format_sockaddr(const struct sockaddr *sa, socklen_t len, char *out, size_t outlen);
-
 #endif

@@ -53,11 +53,14 @@ def test_stop_drains(env):
     pid = srv.wait_ready()
     t, result = start_slow_request(port)
     wait_for(lambda: status_json(srv.pidfile)["connections"] >= 1, 5, "the slow request")
-    os.kill(pid, signal.SIGTERM)
+    keeper = srv.keeper
+    os.kill(keeper, signal.SIGTERM)
     wait_for(lambda: status_json(srv.pidfile)["stopping"], 5, "the stop to begin")
     t.join(10 * SCALE)
     check(result["r"][0] == 200, "in-flight request failed during stop: %r" % (result["r"],))
     srv.wait_gone(pid, 10)
+    srv.wait_gone(keeper, 10)
+    check(srv.proc.wait(5) == 0, "the keeper exited %s after a graceful stop" % srv.proc.poll())
     check(not os.path.exists(srv.pidfile), "pid file left behind after a graceful stop")
 
 
@@ -72,9 +75,9 @@ def test_wrapper_stop(env):
 
 
 def test_app_signal_handlers(env):
-    """The app installs its own USR2/HUP/TERM handlers after binding: USR2
-    stays the shim's restart, HUP reaches the app, TERM drains and then runs
-    the app's handler."""
+    """The app installs its own USR2/HUP/TERM handlers after binding. Sent to
+    the service (the keeper): USR2 restarts, HUP reaches the app, TERM
+    drains and then runs the app's handler."""
     port = free_port()
     srv = Server(env, "blocking", [server_bin("blocking"), "--port", str(port),
                                    "--app-signals"])
@@ -82,10 +85,10 @@ def test_app_signal_handlers(env):
     old, new, _ = srv.restart_ok()
     srv.wait_gone(old, 10)
     check("app: got signal 12" not in srv.log_text(), "the app's USR2 handler ran on restart")
-    os.kill(new, signal.SIGHUP)
+    os.kill(srv.keeper, signal.SIGHUP)
     wait_for(lambda: "app: got signal 1\n" in srv.log_text() or
              "app: got signal 1 " in srv.log_text(), 5, "the app's HUP handler")
-    os.kill(new, signal.SIGTERM)
+    os.kill(srv.keeper, signal.SIGTERM)
     srv.wait_gone(new, 10)
     log = srv.log_text()
     check("app: got SIGTERM" in log, "the app's TERM handler did not run")
@@ -99,9 +102,8 @@ def test_repeated_signals(env):
     srv = Server(env, "threaded", [server_bin("threaded"), "--port", str(port)])
     first = srv.wait_ready()
     for _ in range(3):
-        os.kill(first, signal.SIGUSR2)
-    new = wait_for(lambda: read_pid(srv.pidfile) != first and read_pid(srv.pidfile), 10,
-                   "the handover")
+        os.kill(srv.keeper, signal.SIGUSR2)
+    new = wait_for(lambda: srv.pid != first and srv.pid, 10, "the handover")
     srv.wait_gone(first, 10)
     log = srv.log_text()
     check(log.count("upgrade: started") == 1,
@@ -115,12 +117,11 @@ def test_custom_restart_signal(env):
     srv = Server(env, "blocking", [server_bin("blocking"), "--port", str(port),
                                    "--app-signals"], extra_env={"HOTRESTART_SIGNAL": "HUP"})
     first = srv.wait_ready()
-    os.kill(first, signal.SIGUSR2)
+    os.kill(srv.keeper, signal.SIGUSR2)
     wait_for(lambda: "app: got signal 12" in srv.log_text(), 5, "the app's USR2 handler")
-    check(read_pid(srv.pidfile) == first, "USR2 restarted the server")
-    os.kill(first, signal.SIGHUP)
-    new = wait_for(lambda: read_pid(srv.pidfile) != first and read_pid(srv.pidfile), 10,
-                   "HUP to restart the server")
+    check(srv.pid == first, "USR2 restarted the server")
+    os.kill(srv.keeper, signal.SIGHUP)
+    new = wait_for(lambda: srv.pid != first and srv.pid, 10, "HUP to restart the server")
     check(pid_alive(new) and http_get(port)[1].get("x-pid") == str(new),
           "the successor started by HUP does not serve")
 

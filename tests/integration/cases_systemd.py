@@ -116,25 +116,26 @@ def test_sd_notify(env):
         srv = Server(env, "notify", [exe, "--port", str(port)],
                      extra_env={"NOTIFY_SOCKET": notify.path})
         first = srv.wait_ready()
+        # The keeper is the main PID systemd tracks: every message is its.
+        keeper = srv.keeper
+        check(keeper != first, "the keeper %d is the server %d" % (keeper, first))
         msgs = notify.expect(1, "first start")
-        match_msg(msgs[0], first, r"READY=1\nSTATUS=Serving \(generation 1, pid %d\)" % first,
+        match_msg(msgs[0], keeper, r"READY=1\nSTATUS=Serving \(generation 1, pid %d\)" % first,
                   "first start")
-        note("hotrestart run --pidfile FILE -- epoll_lt --port %d  (server pid %d)" %
-             (port, first), msgs)
+        note("hotrestart run --pidfile FILE -- epoll_lt --port %d  (keeper pid %d, server pid %d)"
+             % (port, keeper, first), msgs)
 
         before = mono_us()
         old, new, ms = srv.restart_ok()
         after = mono_us()
-        msgs = notify.expect(3, "restart")
-        m = match_msg(msgs[0], old, r"RELOADING=1\nMONOTONIC_USEC=(\d+)\n"
+        msgs = notify.expect(2, "restart")
+        m = match_msg(msgs[0], keeper, r"RELOADING=1\nMONOTONIC_USEC=(\d+)\n"
                       r"STATUS=Upgrading: starting (.+)", "restart: reloading")
         usec = int(m.group(1))
         check(before - 1000 <= usec <= after,
               "MONOTONIC_USEC=%d is not within the restart [%d, %d]" % (usec, before, after))
         check(m.group(2) == exe, "STATUS names %r, the executable is %r" % (m.group(2), exe))
-        match_msg(msgs[1], old, r"MAINPID=%d\nSTATUS=Handed over to pid %d; draining" %
-                  (new, new), "restart: handover")
-        match_msg(msgs[2], new, r"READY=1\nSTATUS=Serving \(generation 2, pid %d\)" % new,
+        match_msg(msgs[1], keeper, r"READY=1\nSTATUS=Serving \(generation 2, pid %d\)" % new,
                   "restart: successor ready")
         note("hotrestart restart  ->  new pid %d, handover %g ms" % (new, ms), msgs)
         srv.wait_gone(old, 15)
@@ -146,9 +147,9 @@ def test_sd_notify(env):
         reason = re.fullmatch(r"hotrestart: restart failed: (.+)", err)
         check(reason, "unexpected error line %r" % err)
         msgs = notify.expect(2, "failed restart")
-        match_msg(msgs[0], new, r"RELOADING=1\nMONOTONIC_USEC=\d+\n"
+        match_msg(msgs[0], keeper, r"RELOADING=1\nMONOTONIC_USEC=\d+\n"
                   r"STATUS=Upgrading: starting %s" % re.escape(exe), "failed restart: reloading")
-        match_msg(msgs[1], new, r"READY=1\nSTATUS=Upgrade failed \(%s\); still serving" %
+        match_msg(msgs[1], keeper, r"READY=1\nSTATUS=Upgrade failed \(%s\); still serving" %
                   re.escape(reason.group(1)), "failed restart: still serving")
         check(srv.pid == new and pid_alive(new), "the serving process changed on a failed upgrade")
         note("hotrestart restart with a failing binary  ->  %s" % err, msgs)
@@ -156,11 +157,12 @@ def test_sd_notify(env):
         r = srv.stop()
         check(r.returncode == 0, "hotrestart stop exited %d: %s" % (r.returncode, r.stderr))
         msgs = notify.expect(1, "stop")
-        match_msg(msgs[0], new, r"STOPPING=1\nSTATUS=Stopping: draining 0 connections", "stop")
+        match_msg(msgs[0], keeper, r"STOPPING=1\nSTATUS=Stopping: draining 0 connections", "stop")
         note("hotrestart stop  ->  %s" % r.stdout.strip(), msgs)
         notify.quiet(0.3, "after the stop")
         senders = {pid for pid, _ in notify.received}
-        check(senders == {first, new}, "messages from unexpected pids: %s" % sorted(senders))
+        check(senders == {keeper}, "messages from pids other than the keeper: %s" %
+              sorted(senders))
     finally:
         notify.close()
     with open(TRANSCRIPT, "w") as f:
@@ -191,7 +193,10 @@ def parse_strace(path, server):
     return execd, before, after
 
 
-def test_socket_activation(env):
+def socket_activation(env, keeper):
+    """keeper: the command is `hotrestart run -- server`, so the keeper gets
+    systemd's socket and hands it to each generation; else the server is
+    preloaded directly (LD_PRELOAD-only use)."""
     port = free_port()
     pidfile = env.path("activated.pid")
     trace = env.path("strace.txt")
@@ -199,9 +204,14 @@ def test_socket_activation(env):
     base = env.preload_env()
     # Only the server is preloaded: strace and systemd-socket-activate must not be.
     runtimes = base.pop("LD_PRELOAD", None)
-    passed = {"LD_PRELOAD": ":".join(filter(None, [runtimes, env.lib])),
-              "HOTRESTART_PIDFILE": pidfile, "HOTRESTART_DRAIN_TIMEOUT": "10",
+    passed = {"HOTRESTART_PIDFILE": pidfile, "HOTRESTART_DRAIN_TIMEOUT": "10",
               "HOTRESTART_READY_TIMEOUT": "10"}
+    if keeper:
+        passed["HOTRESTART_LIBRARY"] = env.lib
+        if runtimes:
+            passed["LD_PRELOAD"] = runtimes
+    else:
+        passed["LD_PRELOAD"] = ":".join(filter(None, [runtimes, env.lib]))
     for name in ("ASAN_OPTIONS", "UBSAN_OPTIONS"):
         if name in base:
             passed[name] = base[name]
@@ -212,7 +222,7 @@ def test_socket_activation(env):
             "-qq", "-o", trace, "systemd-socket-activate", "-l", "127.0.0.1:%d" % port]
     for k, v in passed.items():
         argv += ["-E", "%s=%s" % (k, v)]
-    argv += ["--", server, "--port", str(port)]
+    argv += ["--"] + ([WRAPPER, "run", "--"] if keeper else []) + [server, "--port", str(port)]
     act = launched(env, "activated", argv, base, pidfile)
 
     def listening():
@@ -225,6 +235,7 @@ def test_socket_activation(env):
     status, headers, _ = http_get(port)
     check(status == 200, "first request: status %d" % status)
     first = act.wait_ready()
+    service_pid = read_pid(pidfile)
     check(headers.get("x-pid") == str(first), "first request served by %s, owner is %d" %
           (headers.get("x-pid"), first))
     info = status_json(pidfile)
@@ -242,7 +253,8 @@ def test_socket_activation(env):
               (r.returncode, r.stdout, r.stderr, act.tail()))
         new = int(m.group(1))
         act.known.add(new)
-        check(read_pid(pidfile) == new, "pid file does not name the new pid %d" % new)
+        want = service_pid if keeper else new
+        check(read_pid(pidfile) == want, "pid file names %s, want %d" % (read_pid(pidfile), want))
         pids.append(new)
         time.sleep(1)
     res = load.result()
@@ -266,17 +278,74 @@ def test_socket_activation(env):
           "expected systemd-socket-activate's one bind, got %r" % inet_before)
     inet_after = [b for b in after if b[1] != "AF_UNIX"]
     check(not inet_after, "the server bound sockets itself: %r" % inet_after)
-    ctl = [b for b in after if "hotrestart-ctl." in b[2]]
-    check(len(ctl) >= len(pids), "expected a control socket bind per generation, got %r" % after)
-    return dict(res, server="epoll_lt via systemd-socket-activate", restarts=restarts,
-                exit_ms=None)
+    if keeper:
+        ctl = [b for b in before if "hotrestart-keeper." in b[2]]
+        check(len(ctl) == 1, "expected the keeper's one control socket, got %r" % before)
+    else:
+        ctl = [b for b in after if "hotrestart-ctl." in b[2]]
+        check(len(ctl) >= len(pids), "expected a control socket bind per generation, got %r" %
+              after)
+    return dict(res, server="epoll_lt via systemd-socket-activate" +
+                (" + keeper" if keeper else ""), restarts=restarts, exit_ms=None)
+
+
+def test_socket_activation(env):
+    return socket_activation(env, keeper=False)
+
+
+def test_socket_activation_keeper(env):
+    return socket_activation(env, keeper=True)
 
 
 # ---- c. status ----
 
 def test_status(env):
+    """Under the keeper: the service's PID, the live generation and its main
+    PID, and a drain shown while an old generation finishes."""
     port = free_port()
     srv = Server(env, "status", [server_bin("threaded"), "--port", str(port)])
+    pid = srv.wait_ready()
+    keeper = srv.keeper
+    info = status_json(srv.pidfile)
+    for key in ("pid", "keeper_pid", "generation", "main_pid", "started_unix", "listeners",
+                "connections", "upgrading", "draining", "stopping"):
+        check(key in info, "status --json lacks %r: %r" % (key, info))
+    check(info["pid"] == keeper and info["keeper_pid"] == keeper and info["main_pid"] == pid
+          and info["generation"] == 1 and keeper != pid, "status names %r" % info)
+    check(info["connections"] == 0 and info["upgrading"] is False and info["draining"] is False,
+          "idle server status %r" % info)
+    fd = info["listeners"][0]["fd"]
+    t, result = start_slow_request(port)
+    wait_for(lambda: status_json(srv.pidfile)["connections"] >= 1, 5, "the slow request")
+    text = status_text(srv.pidfile)
+    expect = [r"pid: %d" % keeper, r"main pid: %d \(the live generation's main process\)" % pid,
+              r"generation: 1",
+              r"started: \d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d\d:\d\d \(up \d+s\)", r"listeners:",
+              r"  fd %d  127\.0\.0\.1:%d" % (fd, port), r"connections: 1", r"state: serving"]
+    lines = text.rstrip("\n").split("\n")
+    check(len(lines) == len(expect) and all(re.fullmatch(p, ln) for p, ln in zip(expect, lines)),
+          "human status output:\n%s" % text)
+    with open(STATUS_EXAMPLE, "w") as f:
+        f.write("$ hotrestart status --pidfile /run/example.pid   # one /slow request in flight\n")
+        f.write(text)
+    # The drain of the old generation shows while it finishes the request.
+    old, new, _ = srv.restart_ok()
+    info = status_json(srv.pidfile)
+    check(info["pid"] == keeper and info["main_pid"] == new and info["generation"] == 2 and
+          info["draining"] is True, "status during the drain: %r" % info)
+    t.join(10 * SCALE)
+    check(result.get("r", (0,))[0] == 200 and result["r"][1].get("x-pid") == str(old),
+          "the drained request: %r" % (result.get("r"),))
+    srv.wait_gone(old, 10)
+    wait_for(lambda: status_json(srv.pidfile)["draining"] is False, 5, "the drain to end")
+
+
+def test_status_exec(env):
+    """run --exec (no keeper): the server answers status itself, and an old
+    generation answers while it drains."""
+    port = free_port()
+    srv = Server(env, "status", [server_bin("threaded"), "--port", str(port)],
+                 run_args=["--exec"])
     pid = srv.wait_ready()
     info = status_json(srv.pidfile)
     for key in ("pid", "generation", "started_unix", "listeners", "connections", "upgrading",
@@ -331,8 +400,37 @@ def test_status(env):
 # ---- d. pid file ----
 
 def test_pidfile(env):
+    """Under the keeper the pid file names the service (the keeper) for its
+    whole life: written once, never rewritten, removed at the stop."""
     port = free_port()
     srv = Server(env, "pidfile", [server_bin("epoll_lt"), "--port", str(port)])
+    first = srv.wait_ready()
+    keeper = srv.keeper
+    check(keeper == srv.proc.pid, "the pid file names %d, not the keeper %d (the wrapper's PID)"
+          % (keeper, srv.proc.pid))
+    written = os.stat(srv.pidfile)
+    mains = [first]
+    for _ in range(3):
+        old, new, _ = srv.restart_ok()
+        mains.append(new)
+        check(read_pid(srv.pidfile) == keeper, "the pid file changed to %s" % read_pid(srv.pidfile))
+    now = os.stat(srv.pidfile)
+    check((now.st_ino, now.st_mtime_ns) == (written.st_ino, written.st_mtime_ns),
+          "the pid file was rewritten across restarts")
+    check(len(set(mains)) == 4, "restarts did not change the main pid: %r" % mains)
+    r = srv.stop()
+    check(r.returncode == 0 and r.stdout == "stopped: pid %d\n" % keeper,
+          "hotrestart stop: %d %r %r" % (r.returncode, r.stdout, r.stderr))
+    check(not pid_alive(keeper) and not any(pid_alive(p) for p in mains),
+          "processes left after the stop")
+    check(not os.path.lexists(srv.pidfile), "pid file left after a graceful stop")
+
+
+def test_pidfile_exec(env):
+    """run --exec: the pid file follows the owner of the listeners."""
+    port = free_port()
+    srv = Server(env, "pidfile", [server_bin("epoll_lt"), "--port", str(port)],
+                 run_args=["--exec"])
     first = srv.wait_ready()
     check(status_json(srv.pidfile)["pid"] == first, "the pid file does not name the owner")
     pids = {first}
@@ -431,7 +529,13 @@ def test_install(env):
     def maps_library(pid):
         with open("/proc/%d/maps" % pid) as f:
             return library in f.read()
+    keeper = read_pid(pidfile)
     check(maps_library(first), "the server did not load %s" % library)
+    with open("/proc/%d/cmdline" % keeper, "rb") as f:
+        argv0 = f.read().split(b"\0")[0].decode()
+    check(argv0 == os.path.join(prefix, "lib", "hotrestart", "hotrestart-keeper"),
+          "the service runs under %r, not the installed keeper" % argv0)
+    check(not maps_library(keeper), "the keeper itself is preloaded")
     check(http_get(port)[0] == 200, "the installed setup does not serve")
     r = run_wrapper(["restart", "--pidfile", pidfile], wrapper=wrapper, env=penv)
     m = re.fullmatch(r"restarted: new pid (\d+), handover [0-9.]+ ms\n", r.stdout)
@@ -439,11 +543,11 @@ def test_install(env):
                                                                       r.stderr))
     new = int(m.group(1))
     srv.known.add(new)
-    check(read_pid(pidfile) == new and maps_library(new), "the successor is not set up")
+    check(read_pid(pidfile) == keeper and maps_library(new), "the successor is not set up")
     status, headers, _ = http_get(port)
     check(status == 200 and headers.get("x-pid") == str(new), "the successor does not serve")
     r = run_wrapper(["stop", "--pidfile", pidfile], wrapper=wrapper, env=penv)
-    check(r.returncode == 0 and r.stdout == "stopped: pid %d\n" % new,
+    check(r.returncode == 0 and r.stdout == "stopped: pid %d\n" % keeper,
           "installed stop: %d %r %r" % (r.returncode, r.stdout, r.stderr))
     check(not os.path.exists(pidfile), "pid file left after the stop")
 
@@ -454,6 +558,7 @@ def test_install(env):
     check(any(n.endswith(".service") for n in units) and any(n.endswith(".socket") for n in units),
           "scripts/systemd has no .service or no .socket: %r" % units)
     want = {"usr/lib/libhotrestart.so.0", "usr/lib/libhotrestart.so", "usr/bin/hotrestart",
+            "usr/lib/hotrestart/hotrestart-keeper",
             "usr/share/man/man1/hotrestart.1", "usr/share/man/man7/libhotrestart.7"}
     want |= {"usr/share/doc/hotrestart/" + n for n in units}
     got = tree_files(stage)
@@ -470,6 +575,8 @@ def test_install(env):
         text = f.read()
     check(re.search(r'^LIBRARY_PATH = "/usr/lib/libhotrestart\.so\.0"$', text, re.M),
           "the library path is not baked into usr/bin/hotrestart")
+    check(re.search(r'^KEEPER_PATH = "/usr/lib/hotrestart/hotrestart-keeper"$', text, re.M),
+          "the keeper path is not baked into usr/bin/hotrestart")
     for n in units:
         with open(os.path.join(stage, "usr/share/doc/hotrestart", n)) as f:
             unit = f.read()
@@ -506,8 +613,11 @@ test_exports.quick = True
 TESTS = [
     ("sd_notify transcript", test_sd_notify),
     ("socket activation (systemd-socket-activate)", test_socket_activation),
+    ("socket activation through the keeper", test_socket_activation_keeper),
     ("hotrestart status, live and draining", test_status),
-    ("pid file: owner, atomic, no symlink, kept", test_pidfile),
+    ("hotrestart status, run --exec", test_status_exec),
+    ("pid file names the keeper for the service's life", test_pidfile),
+    ("pid file, run --exec: owner, atomic, no symlink, kept", test_pidfile_exec),
     ("make install / uninstall", test_install),
     ("exports: only the map's hooks, SONAME", test_exports),
 ]

@@ -89,6 +89,26 @@ def proc_children(pid):
     return out
 
 
+def descendants(pid):
+    """Every process below pid in the process tree."""
+    children = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % entry) as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+        except (FileNotFoundError, ProcessLookupError, IndexError, ValueError):
+            continue
+        children.setdefault(ppid, []).append(int(entry))
+    out, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            out.append(child)
+            todo.append(child)
+    return out
+
+
 def count_fds(pid):
     return len(os.listdir("/proc/%d/fd" % pid))
 
@@ -165,17 +185,34 @@ class Server:
         return self
 
     def wait_ready(self, timeout=15):
+        """Waits for the pid file; returns the live generation's main PID."""
         def ready():
             pid = read_pid(self.pidfile)
             return pid if pid and pid_alive(pid) else None
         pid = wait_for(ready, timeout, "%s to write its pid file (log: %s)" %
                        (self.name, self.tail()))
         self.known.add(pid)
-        return pid
+        main = self.pid
+        if main:
+            self.known.add(main)
+        return main or pid
+
+    @property
+    def keeper(self):
+        """The service's PID: what the pid file names (the keeper's)."""
+        return read_pid(self.pidfile)
 
     @property
     def pid(self):
-        return read_pid(self.pidfile)
+        """The live generation's main PID (the pid file's own PID for a
+        server run without a keeper)."""
+        keeper = read_pid(self.pidfile)
+        if not keeper:
+            return None
+        info = control_status(keeper)
+        if info is None:
+            return keeper if pid_alive(keeper) else None
+        return int(info.get("main_pid") or keeper)
 
     def tail(self, lines=15):
         return "\n".join(self.log_text().splitlines()[-lines:])
@@ -222,7 +259,13 @@ class Server:
         wait_for(lambda: not pid_alive(pid), timeout, "pid %d to exit" % pid)
 
     def kill(self):
-        for pid in list(self.known) + [self.pid or 0]:
+        keeper = read_pid(self.pidfile)
+        for pid in descendants(keeper) if keeper else []:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        for pid in list(self.known) + [keeper or 0]:
             if pid > 0:
                 try:
                     os.killpg(pid, signal.SIGKILL)
@@ -307,6 +350,31 @@ def deploy(src, dest):
     tmp = dest + ".new"
     shutil.copy(src, tmp)
     os.replace(tmp, dest)
+
+
+def control_status(pid):
+    """The status object straight from a control socket (no wrapper process:
+    cheap enough to ask under load), or None when nothing answers."""
+    ns = os.stat("/proc/self/ns/pid").st_ino
+    for name in ("\0hotrestart-keeper.%d.%d" % (ns, pid), "\0hotrestart-ctl.%d.%d" % (ns, pid)):
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.settimeout(10 * SCALE)
+            try:
+                s.connect(name)
+            except (ConnectionRefusedError, FileNotFoundError):
+                continue
+            s.sendall(b"status\n")
+            data = b""
+            while not data.endswith(b"\n"):
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+            try:
+                return json.loads(data)
+            except ValueError:
+                return None
+    return None
 
 
 def status_json(target):

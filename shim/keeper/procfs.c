@@ -1,0 +1,205 @@
+/* Facts about processes read from /proc. The keeper signals a process only
+ * after these prove it belongs to the service (a descendant of the keeper,
+ * holding a generation's channel or named in its region). */
+#include "keeper.h"
+
+#include "../sockaddr.h"
+
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* The fields after the command name of /proc/PID/stat, which may itself
+ * hold spaces and parentheses. */
+static int hk_proc_stat(pid_t pid, char *buf, size_t len, char **fields)
+{
+	char path[64];
+	snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	ssize_t n = read(fd, buf, len - 1);
+	close(fd);
+	if (n <= 0)
+		return -1;
+	buf[n] = '\0';
+	char *paren = strrchr(buf, ')');
+	if (!paren || paren[1] != ' ')
+		return -1;
+	*fields = paren + 2;
+	return 0;
+}
+
+/* Field k (3 = state) of /proc/PID/stat as a string, counted as in proc(5). */
+static const char *hk_stat_field(char *fields, int k)
+{
+	char *p = fields;
+	for (int i = 3; i < k && p; i++) {
+		p = strchr(p, ' ');
+		if (p)
+			p++;
+	}
+	return p;
+}
+
+unsigned long long hk_proc_starttime(pid_t pid)
+{
+	char buf[1024], *f;
+	if (hk_proc_stat(pid, buf, sizeof buf, &f) < 0)
+		return 0;
+	const char *v = hk_stat_field(f, 22);
+	return v ? strtoull(v, NULL, 10) : 0;
+}
+
+bool hk_proc_alive(pid_t pid)
+{
+	char buf[1024], *f;
+	if (pid <= 0 || (kill(pid, 0) < 0 && errno == ESRCH))
+		return false;
+	if (hk_proc_stat(pid, buf, sizeof buf, &f) < 0)
+		return false;
+	return f[0] != 'Z' && f[0] != 'X';
+}
+
+pid_t hk_proc_ppid(pid_t pid)
+{
+	char buf[1024], *f;
+	if (hk_proc_stat(pid, buf, sizeof buf, &f) < 0)
+		return 0;
+	const char *v = hk_stat_field(f, 4);
+	return v ? (pid_t)atoi(v) : 0;
+}
+
+bool hk_proc_descends_from(pid_t pid, pid_t ancestor)
+{
+	/* Bounded: a parent chain is short, and a loop would need pid reuse. */
+	for (int depth = 0; depth < 64 && pid > 1; depth++) {
+		pid = hk_proc_ppid(pid);
+		if (pid == ancestor)
+			return true;
+	}
+	return false;
+}
+
+bool hk_proc_holds_inode(pid_t pid, unsigned long ino)
+{
+	char path[64], link[64], want[48];
+	snprintf(path, sizeof path, "/proc/%d/fd", (int)pid);
+	snprintf(want, sizeof want, "socket:[%lu]", ino);
+	DIR *d = opendir(path);
+	if (!d)
+		return false;
+	bool found = false;
+	struct dirent *e;
+	while (!found && (e = readdir(d))) {
+		if (e->d_name[0] == '.')
+			continue;
+		char fdpath[320];
+		snprintf(fdpath, sizeof fdpath, "%s/%s", path, e->d_name);
+		ssize_t n = readlink(fdpath, link, sizeof link - 1);
+		if (n > 0) {
+			link[n] = '\0';
+			found = strcmp(link, want) == 0;
+		}
+	}
+	closedir(d);
+	return found;
+}
+
+unsigned long hk_fd_inode(int fd)
+{
+	struct stat st;
+	return fstat(fd, &st) == 0 ? (unsigned long)st.st_ino : 0;
+}
+
+/* Whether socket inode ino is in LISTEN state in one of /proc/PID/net's
+ * TCP tables; formats its local address. */
+static bool hk_tcp_listening(pid_t pid, const char *table, int family, unsigned long ino,
+			     char *out, size_t outlen)
+{
+	char path[64], line[512];
+	snprintf(path, sizeof path, "/proc/%d/net/%s", (int)pid, table);
+	FILE *f = fopen(path, "re");
+	if (!f)
+		return false;
+	bool found = false;
+	while (!found && fgets(line, sizeof line, f)) {
+		char local[64];
+		unsigned state;
+		unsigned long inode;
+		/* sl local rem st tx:rx tr:when retrnsmt uid timeout inode */
+		if (sscanf(line, " %*s %63s %*s %x %*s %*s %*s %*s %*s %lu", local, &state, &inode) != 3 ||
+		    inode != ino || state != 0x0A)
+			continue;
+		char *colon = strchr(local, ':');
+		if (!colon)
+			continue;
+		unsigned port = (unsigned)strtoul(colon + 1, NULL, 16);
+		struct sockaddr_storage ss;
+		memset(&ss, 0, sizeof ss);
+		socklen_t len;
+		if (family == AF_INET) {
+			struct sockaddr_in *in = (void *)&ss;
+			in->sin_family = AF_INET;
+			in->sin_addr.s_addr = (uint32_t)strtoul(local, NULL, 16);
+			in->sin_port = htons((uint16_t)port);
+			len = sizeof *in;
+		} else {
+			struct sockaddr_in6 *in6 = (void *)&ss;
+			in6->sin6_family = AF_INET6;
+			for (int w = 0; w < 4; w++) {
+				char word[9];
+				memcpy(word, local + 8 * w, 8);
+				word[8] = '\0';
+				uint32_t v = (uint32_t)strtoul(word, NULL, 16);
+				memcpy(&in6->sin6_addr.s6_addr[4 * w], &v, 4);
+			}
+			in6->sin6_port = htons((uint16_t)port);
+			len = sizeof *in6;
+		}
+		hr_format_sockaddr((struct sockaddr *)&ss, len, out, outlen);
+		found = true;
+	}
+	fclose(f);
+	return found;
+}
+
+int hk_proc_listening(pid_t pid, char *out, size_t outlen)
+{
+	char path[64], link[64];
+	snprintf(path, sizeof path, "/proc/%d/fd", (int)pid);
+	DIR *d = opendir(path);
+	if (!d)
+		return 0;
+	int n = 0;
+	size_t used = 0;
+	out[0] = '\0';
+	struct dirent *e;
+	while ((e = readdir(d))) {
+		char fdpath[320], addr[HK_ADDR_MAX];
+		unsigned long ino;
+		snprintf(fdpath, sizeof fdpath, "%s/%s", path, e->d_name);
+		ssize_t len = readlink(fdpath, link, sizeof link - 1);
+		if (len <= 0)
+			continue;
+		link[len] = '\0';
+		if (sscanf(link, "socket:[%lu]", &ino) != 1)
+			continue;
+		if (!hk_tcp_listening(pid, "tcp", AF_INET, ino, addr, sizeof addr) &&
+		    !hk_tcp_listening(pid, "tcp6", AF_INET6, ino, addr, sizeof addr))
+			continue;
+		int w = snprintf(out + used, outlen - used, "%s%s", n ? ", " : "", addr);
+		if (w > 0 && (size_t)w < outlen - used)
+			used += (size_t)w;
+		n++;
+	}
+	closedir(d);
+	return n;
+}
