@@ -50,8 +50,14 @@ struct hr_libc {
 	void (*_exit)(int) __attribute__((noreturn));
 };
 
-/* Filled on first use, from any thread, before or after the constructor. */
+/* Filled on first use, from any thread, before or after the constructor.
+ * A mandatory symbol that cannot be bound prints one line and ends the
+ * process with status 127. */
 extern struct hr_libc hr_real;
 void hr_libc_init(void);
+
+/* Where the symbols come from: dlsym(RTLD_NEXT). Replaced only by unit
+ * tests, to make a lookup fail. */
+extern void *(*hr_libc_lookup)(const char *name);
 
 #endif
