@@ -4,6 +4,7 @@
  * app's errno. */
 #include "agent.h"
 #include "children.h"
+#include "closefrom.h"
 #include "drain.h"
 #include "fdtable.h"
 #include "gen.h"
@@ -152,13 +153,8 @@ HR_EXPORT void closefrom(int lowfd)
 		hr_real.closefrom(lowfd);
 		return;
 	}
-	if (hr_close_range_keeping((unsigned)lowfd, ~0U, 0) < 0) {
-		/* Old kernels: close one by one, as glibc's fallback does. */
-		int top = atomic_load(&hr_fds_hiwater);
-		for (int fd = lowfd; fd <= top; fd++)
-			if (hr_fd_kind(hr_fd_get(fd)) != HR_FD_SHIM)
-				close(fd);
-	}
+	if (hr_close_range_keeping((unsigned)lowfd, ~0U, 0) < 0)
+		hr_closefrom_fallback(lowfd); /* no close_range (old kernel, seccomp) */
 }
 
 HR_EXPORT int shutdown(int fd, int how)
