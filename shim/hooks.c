@@ -445,19 +445,74 @@ static sighandler_t hr_signal_with(int sig, sighandler_t handler, int flags)
 	return sigaction(sig, &act, &old) < 0 ? SIG_ERR : old.sa_handler;
 }
 
+/* Signals siginterrupt() made interrupting: BSD signal() installs their
+ * handlers without SA_RESTART, as glibc's does. */
+static sigset_t hr_sigintr;
+
 HR_EXPORT sighandler_t signal(int sig, sighandler_t handler)
 {
-	return hr_signal_with(sig, handler, SA_RESTART);
+	return hr_signal_with(sig, handler, sigismember(&hr_sigintr, sig) == 1 ? 0 : SA_RESTART);
 }
 
 HR_EXPORT sighandler_t bsd_signal(int sig, sighandler_t handler)
 {
-	return hr_signal_with(sig, handler, SA_RESTART);
+	return signal(sig, handler);
 }
 
 HR_EXPORT sighandler_t sysv_signal(int sig, sighandler_t handler)
 {
 	return hr_signal_with(sig, handler, SA_RESETHAND | SA_NODEFER);
+}
+
+/* The System V calls, rebuilt on the sigaction() hook for the same reason:
+ * glibc's would replace the shim's handler behind its back. */
+HR_EXPORT sighandler_t sigset(int sig, sighandler_t disp)
+{
+	if (disp == SIG_ERR || sig <= 0 || sig >= _NSIG) {
+		errno = EINVAL;
+		return SIG_ERR;
+	}
+	sigset_t one, before;
+	sigemptyset(&one);
+	sigaddset(&one, sig);
+	struct sigaction act, old;
+	if (disp == SIG_HOLD) {
+		if (sigprocmask(SIG_BLOCK, &one, &before) < 0)
+			return SIG_ERR;
+		if (sigismember(&before, sig))
+			return SIG_HOLD;
+		return sigaction(sig, NULL, &old) < 0 ? SIG_ERR : old.sa_handler;
+	}
+	memset(&act, 0, sizeof act);
+	act.sa_handler = disp;
+	sigemptyset(&act.sa_mask);
+	if (sigaction(sig, &act, &old) < 0 || sigprocmask(SIG_UNBLOCK, &one, &before) < 0)
+		return SIG_ERR;
+	return sigismember(&before, sig) ? SIG_HOLD : old.sa_handler;
+}
+
+HR_EXPORT int sigignore(int sig)
+{
+	struct sigaction act;
+	memset(&act, 0, sizeof act);
+	act.sa_handler = SIG_IGN;
+	sigemptyset(&act.sa_mask);
+	return sigaction(sig, &act, NULL);
+}
+
+HR_EXPORT int siginterrupt(int sig, int interrupt)
+{
+	struct sigaction act;
+	if (sigaction(sig, NULL, &act) < 0)
+		return -1;
+	if (interrupt) {
+		sigaddset(&hr_sigintr, sig);
+		act.sa_flags &= ~SA_RESTART;
+	} else {
+		sigdelset(&hr_sigintr, sig);
+		act.sa_flags |= SA_RESTART;
+	}
+	return sigaction(sig, &act, NULL);
 }
 
 HR_EXPORT int unlink(const char *path)
