@@ -636,12 +636,12 @@ HR_EXPORT pid_t vfork(void)
 	return fork();
 }
 
-HR_EXPORT void exit(int status)
+/* exit(), and a return from main() (glibc's internal exit, which no hook
+ * sees), both run the destructors. */
+__attribute__((destructor)) static void hr_at_exit(void)
 {
-	hr_libc_init();
 	if (hr_active)
 		hr_gen_note_exit();
-	hr_real.exit(status);
 }
 
 HR_EXPORT void _exit(int status)

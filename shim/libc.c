@@ -91,7 +91,6 @@ static void hr_libc_bind_all(void)
 	BIND(waitpid, 1);
 	BIND(wait4, 1);
 	BIND(waitid, 1);
-	BIND(exit, 1);
 }
 
 void hr_libc_init(void)

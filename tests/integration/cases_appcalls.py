@@ -5,7 +5,8 @@ a daemonizing parent that returns from main()."""
 import os
 import signal
 
-from harness import Server, check, free_port, read_pid, server_bin, wait_for
+from harness import (Load, Server, check, check_no_errors, free_port, http_get, pid_alive,
+                     read_pid, server_bin, wait_for)
 
 
 def test_sigset(env):
@@ -30,6 +31,33 @@ def test_sigset(env):
           "the app's TERM handler ran before the shim's drain")
 
 
+def test_daemon_parent_returns(env):
+    """A daemon that listens, forks and whose parent leaves main() by
+    returning (glibc's exit path, no exit() call to hook): the pid file and
+    restarts follow the child."""
+    port = free_port()
+    own = env.path("daemon-own.pid")
+    srv = Server(env, "daemon", [server_bin("daemon"), "--listen-first", "--port", str(port),
+                                 "--pidfile", own])
+    try:
+        first = srv.wait_ready()
+        wait_for(lambda: read_pid(own), 5, "the daemon's own pid file")
+        check(first == read_pid(own) and first != srv.proc.pid,
+              "hotrestart pid file %d is not the daemon %d" % (first, read_pid(own)))
+        load = Load(3, port=port)
+        old, new, _ = srv.restart_ok()
+        srv.wait_gone(old, 10)
+        srv.known.add(new)
+        check_no_errors(load.result(), "daemon --listen-first")
+        check(http_get(port)[1].get("x-pid") == str(new), "the new daemon does not serve")
+        r = srv.stop()
+        check(r.returncode == 0, "stop failed: %s" % r.stderr)
+        check(not pid_alive(new), "daemon still alive after stop")
+    finally:
+        srv.known.add(read_pid(own) or 0)  # a daemon the shim lost sight of
+
+
 TESTS = [
     ("sigset() handlers", test_sigset),
+    ("daemon whose parents return from main()", test_daemon_parent_returns),
 ]
