@@ -57,7 +57,25 @@ def test_daemon_parent_returns(env):
         srv.known.add(read_pid(own) or 0)  # a daemon the shim lost sight of
 
 
+def test_unlink_while_draining(env):
+    """A file the old generation writes after the upgrade started and
+    unlinks at exit is really removed (only a pid file the successor
+    rewrote is kept: the nginx tests cover that)."""
+    port = free_port()
+    spool = env.path("spool")
+    os.makedirs(spool)
+    srv = Server(env, "tempfile", [server_bin("tempfile"), "--port", str(port), "--spool", spool])
+    srv.wait_ready()
+    old, new, _ = srv.restart_ok()
+    srv.wait_gone(old, 10)
+    check("removed %s/spool.%d" % (spool, old) in srv.log_text(),
+          "the old generation did not reach its unlink (log: %s)" % srv.tail())
+    left = os.listdir(spool)
+    check(not left, "files the old generation unlinked are still there: %s" % left)
+
+
 TESTS = [
     ("sigset() handlers", test_sigset),
     ("daemon whose parents return from main()", test_daemon_parent_returns),
+    ("unlink while draining", test_unlink_while_draining),
 ]
