@@ -113,6 +113,15 @@ HR_EXPORT int close(int fd)
 	return hr_real.close(fd);
 }
 
+/* A vfork() child runs on its parent's memory until it execs or exits,
+ * and vfork() is not hooked (it must stay a vfork): the hooks such a child
+ * may reach (_exit, closefrom, close_range) must leave the parent's state
+ * alone. The child has its own fd table, so plain libc calls are right. */
+static int hr_in_vfork_child(void)
+{
+	return getpid() != hr_self;
+}
+
 /* Closes [first, last] but the shim's own fds, range by range. */
 static int hr_close_range_keeping(unsigned first, unsigned last, int flags)
 {
@@ -139,7 +148,7 @@ static int hr_close_range_keeping(unsigned first, unsigned last, int flags)
 HR_EXPORT int close_range(unsigned first, unsigned last, int flags)
 {
 	hr_libc_init();
-	if (!hr_active || first > last)
+	if (!hr_active || first > last || hr_in_vfork_child())
 		return (int)hr_real.syscall(SYS_close_range, first, last, flags);
 	return hr_close_range_keeping(first, last, flags);
 }
@@ -149,7 +158,7 @@ HR_EXPORT void closefrom(int lowfd)
 	hr_libc_init();
 	if (lowfd < 0)
 		lowfd = 0;
-	if (!hr_active) {
+	if (!hr_active || hr_in_vfork_child()) {
 		hr_real.closefrom(lowfd);
 		return;
 	}
@@ -629,25 +638,18 @@ HR_EXPORT pid_t fork(void)
 	return hr_real.fork();
 }
 
-/* A vfork child would run our hooks on its parent's memory: give it its
- * own (POSIX allows vfork to be fork). */
-HR_EXPORT pid_t vfork(void)
-{
-	return fork();
-}
-
 /* exit(), and a return from main() (glibc's internal exit, which no hook
  * sees), both run the destructors. */
 __attribute__((destructor)) static void hr_at_exit(void)
 {
-	if (hr_active)
+	if (hr_active && !hr_in_vfork_child())
 		hr_gen_note_exit();
 }
 
 HR_EXPORT void _exit(int status)
 {
 	hr_libc_init();
-	if (hr_active)
+	if (hr_active && !hr_in_vfork_child())
 		hr_gen_note_exit();
 	hr_real._exit(status);
 }

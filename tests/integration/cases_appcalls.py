@@ -74,8 +74,22 @@ def test_unlink_while_draining(env):
     check(not left, "files the old generation unlinked are still there: %s" % left)
 
 
+def test_vfork(env):
+    """vfork() keeps vfork semantics (the child's write is visible to the
+    parent), and the child's closefrom() and _exit() leave the parent's
+    state alone: it becomes ready and restarts."""
+    port = free_port()
+    srv = Server(env, "vfork", [server_bin("vfork"), "--port", str(port)])
+    srv.wait_ready()
+    check("vfork() child shared memory" in srv.log_text(), "not a vfork: %s" % srv.tail())
+    old, new, _ = srv.restart_ok()
+    srv.wait_gone(old, 10)
+    check(http_get(port)[1].get("x-pid") == str(new), "the successor does not serve")
+
+
 TESTS = [
     ("sigset() handlers", test_sigset),
     ("daemon whose parents return from main()", test_daemon_parent_returns),
     ("unlink while draining", test_unlink_while_draining),
+    ("vfork() semantics", test_vfork),
 ]
