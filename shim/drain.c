@@ -127,6 +127,10 @@ int hr_drain_close_idle(void)
 		uint32_t st = hr_fd_get(fd);
 		if (hr_fd_kind(st) != HR_FD_CONN || (st & HR_FD_SHUT_READ))
 			continue;
+		if (!hr_fd_same(fd)) { /* closed unseen, maybe reused: not ours */
+			hr_fd_set(fd, HR_FD_NONE);
+			continue;
+		}
 		if (hr_conn_idle(fd) && hr_real.shutdown(fd, SHUT_RD) == 0) {
 			hr_fd_or(fd, HR_FD_SHUT_READ);
 			closed++;

@@ -4,9 +4,10 @@ a daemonizing parent that returns from main()."""
 
 import os
 import signal
+import socket
 
-from harness import (Load, Server, check, check_no_errors, free_port, http_get, pid_alive,
-                     read_pid, server_bin, wait_for)
+from harness import (SCALE, Load, Server, check, check_no_errors, free_port, http_get,
+                     pid_alive, read_pid, server_bin, wait_for)
 
 
 def test_sigset(env):
@@ -87,9 +88,35 @@ def test_vfork(env):
     check(http_get(port)[1].get("x-pid") == str(new), "the successor does not serve")
 
 
+def test_fd_reused_behind_the_hooks(env):
+    """A connection closed inside glibc (fclose of an fdopen()ed socket)
+    whose number is reused, unseen, for an upstream connection: the drain
+    must not shut that upstream connection down, nor count it."""
+    upstream = socket.socket()
+    upstream.bind(("127.0.0.1", 0))
+    upstream.listen(1)
+    upstream.settimeout(10 * SCALE)
+    port = free_port()
+    srv = Server(env, "fdreuse", [server_bin("fdreuse"), "--upstream",
+                                  str(upstream.getsockname()[1]), "--port", str(port)])
+    srv.wait_ready()
+    check(http_get(port)[0] == 200, "the request served through stdio failed")
+    conn, _ = upstream.accept()
+    conn.settimeout(10 * SCALE)
+    conn.sendall(b"ping\n")
+    check(conn.recv(16) == b"pong\n", "no answer on the upstream connection")
+    old, new, _ = srv.restart_ok()
+    srv.wait_gone(old, 10)
+    check("upstream: end of input" not in srv.log_text(),
+          "the drain shut down an upstream connection that reused a connection's fd number")
+    conn.close()
+    upstream.close()
+
+
 TESTS = [
     ("sigset() handlers", test_sigset),
     ("daemon whose parents return from main()", test_daemon_parent_returns),
     ("unlink while draining", test_unlink_while_draining),
     ("vfork() semantics", test_vfork),
+    ("fd reused behind the hooks", test_fd_reused_behind_the_hooks),
 ]
