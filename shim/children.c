@@ -1,5 +1,6 @@
 #include "children.h"
 
+#include "fdtable.h"
 #include "gen.h"
 #include "libc.h"
 
@@ -17,11 +18,42 @@
 static _Atomic pid_t hr_successor;
 static _Atomic int hr_successor_done;
 static siginfo_t hr_successor_exit;
+/* Our own handle on the successor: tells, without a PID-reuse race, when
+ * the agent reaped it (a failed upgrade) rather than a wait hook. */
+static _Atomic int hr_successor_pidfd = -1;
+
+static void hr_successor_forget(void)
+{
+	atomic_store(&hr_successor_done, 1);
+	int fd = atomic_exchange(&hr_successor_pidfd, -1);
+	if (fd >= 0) {
+		hr_fd_set(fd, HR_FD_NONE);
+		hr_real.close(fd);
+	}
+}
 
 void hr_children_adopt(pid_t pid)
 {
-	atomic_store(&hr_successor_done, 0);
+	hr_successor_forget();
+	int fd = (int)hr_real.syscall(SYS_pidfd_open, pid, 0);
+	if (fd >= 0)
+		hr_fd_set(fd, HR_FD_SHIM);
+	atomic_store(&hr_successor_pidfd, fd);
 	atomic_store(&hr_successor, pid);
+	atomic_store(&hr_successor_done, 0);
+}
+
+/* Whether the successor is gone from our children: reaped elsewhere. */
+static int hr_successor_reaped(void)
+{
+	int fd = atomic_load(&hr_successor_pidfd);
+	siginfo_t si;
+	if (fd < 0 || hr_real.waitid((idtype_t)P_PIDFD, (id_t)fd, &si,
+				     WEXITED | WSTOPPED | WCONTINUED | WNOHANG | WNOWAIT) == 0 ||
+	    errno != ECHILD)
+		return 0;
+	hr_successor_forget();
+	return 1;
 }
 
 int hr_children_collected(pid_t pid, siginfo_t *si)
@@ -37,7 +69,12 @@ int hr_children_concerns(idtype_t idtype, id_t id)
 	pid_t s = atomic_load(&hr_successor);
 	if (!s || atomic_load(&hr_successor_done) || hr_self != getpid())
 		return 0;
-	return idtype == P_ALL || (idtype == P_PGID && (id == 0 || (pid_t)id == getpgrp()));
+	if (!(idtype == P_ALL || (idtype == P_PGID && (id == 0 || (pid_t)id == getpgrp()))))
+		return 0;
+	int saved = errno;
+	int reaped = hr_successor_reaped();
+	errno = saved;
+	return !reaped;
 }
 
 /* Whether this process has a child other than the successor. No malloc:
@@ -127,7 +164,7 @@ pid_t hr_children_wait_any(idtype_t idtype, id_t id, int *status, siginfo_t *inf
 						 peek.si_code == CLD_DUMPED)) {
 			/* Ours: collect it for the agent and look again. */
 			hr_real.waitid(P_PID, (id_t)successor, &hr_successor_exit, WEXITED | __WALL);
-			atomic_store(&hr_successor_done, 1);
+			hr_successor_forget();
 			continue;
 		}
 		if (peek.si_pid == successor) {

@@ -13,6 +13,7 @@
 #include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/syscall.h>
@@ -126,6 +127,10 @@ int hr_drain_close_idle(void)
 		uint32_t st = hr_fd_get(fd);
 		if (hr_fd_kind(st) != HR_FD_CONN || (st & HR_FD_SHUT_READ))
 			continue;
+		if (!hr_fd_same(fd)) { /* closed unseen, maybe reused: not ours */
+			hr_fd_set(fd, HR_FD_NONE);
+			continue;
+		}
 		if (hr_conn_idle(fd) && hr_real.shutdown(fd, SHUT_RD) == 0) {
 			hr_fd_or(fd, HR_FD_SHUT_READ);
 			closed++;
@@ -172,6 +177,38 @@ static int hr_is_listener_path(const char *path)
 	return 0;
 }
 
+/* Whether pid is a process of this generation. */
+static int hr_gen_member(long pid)
+{
+	for (int i = 0; i < HR_GEN_SLOTS; i++)
+		if (atomic_load(&hr_gen->slots[i].pid) == pid)
+			return 1;
+	return pid == hr_self;
+}
+
+/* Whether the file holds nothing but the PID of a live process outside
+ * this generation: a pid file the successor rewrote, which the old master
+ * unlinks at exit (nginx). Temp files, uploads and queues do not look so. */
+static int hr_names_successor(int dirfd, const char *path, const struct stat *st)
+{
+	char text[24];
+	if (st->st_size <= 0 || st->st_size >= (off_t)sizeof text)
+		return 0;
+	int fd = openat(dirfd, path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+	if (fd < 0)
+		return 0;
+	ssize_t n = read(fd, text, sizeof text - 1);
+	hr_real.close(fd);
+	if (n <= 0 || text[0] < '0' || text[0] > '9')
+		return 0;
+	text[n] = '\0';
+	char *end;
+	long pid = strtol(text, &end, 10);
+	if (*end == '\n')
+		end++;
+	return *end == '\0' && pid > 0 && !hr_gen_member(pid) && hr_pid_alive((pid_t)pid);
+}
+
 int hr_drain_keeps_path(int dirfd, const char *path)
 {
 	if (!path)
@@ -190,8 +227,9 @@ int hr_drain_keeps_path(int dirfd, const char *path)
 		return 1;
 	}
 	long long changed = (long long)st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec;
-	if (S_ISREG(st.st_mode) && changed >= atomic_load(&hr_gen->upgrade_wall_ns)) {
-		hr_info("kept %s: the successor changed it", path);
+	if (S_ISREG(st.st_mode) && changed >= atomic_load(&hr_gen->upgrade_wall_ns) &&
+	    hr_names_successor(dirfd, path, &st)) {
+		hr_info("kept %s: the successor's pid file", path);
 		return 1;
 	}
 	return 0;

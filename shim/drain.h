@@ -25,7 +25,8 @@ void hr_drain_after_fork_child(void);
 
 /* Whether unlink(path) must be skipped: in a successor, path is the live
  * inherited socket; in a generation that handed over, path is a listener's
- * socket or a file the successor changed (its pid file). */
+ * socket or a pid file the successor rewrote (changed since the upgrade
+ * started, holding only the PID of a live process of another generation). */
 int hr_drain_keeps_path(int dirfd, const char *path);
 /* At handover: records the AF_UNIX listener paths the successor now owns. */
 void hr_drain_remember_paths(void);

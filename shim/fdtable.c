@@ -5,8 +5,10 @@
 #include <stddef.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 
 _Atomic uint32_t *hr_fds;
+_Atomic uint64_t *hr_fd_ids;
 int hr_fds_size;
 _Atomic int hr_fds_hiwater = -1;
 
@@ -23,10 +25,24 @@ void hr_fdtable_init(void)
 		size = 1u << 20;
 	void *p = mmap(NULL, size * sizeof(uint32_t), PROT_READ | PROT_WRITE,
 		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-	if (p == MAP_FAILED)
+	void *ids = mmap(NULL, size * sizeof(uint64_t), PROT_READ | PROT_WRITE,
+			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (p == MAP_FAILED || ids == MAP_FAILED) {
+		if (p != MAP_FAILED)
+			munmap(p, size * sizeof(uint32_t));
+		if (ids != MAP_FAILED)
+			munmap(ids, size * sizeof(uint64_t));
 		return; /* every fd then passes through untracked */
+	}
 	hr_fds = p;
+	hr_fd_ids = ids;
 	hr_fds_size = (int)size;
+}
+
+static uint64_t hr_fd_inode(int fd)
+{
+	struct stat st;
+	return fstat(fd, &st) == 0 ? (uint64_t)st.st_ino : 0;
 }
 
 static void hr_fd_raise_hiwater(int fd)
@@ -44,6 +60,10 @@ uint32_t hr_fd_set(int fd, uint32_t state)
 		return 0;
 	if (state)
 		hr_fd_raise_hiwater(fd);
+	/* Stored before the state, so whoever sees the kind sees its identity. */
+	unsigned kind = hr_fd_kind(state);
+	if (kind == HR_FD_CONN || kind == HR_FD_LISTENER)
+		atomic_store_explicit(&hr_fd_ids[fd], hr_fd_inode(fd), memory_order_relaxed);
 	uint32_t old = atomic_exchange_explicit(&hr_fds[fd], state, memory_order_acq_rel);
 	int delta = (hr_fd_kind(state) == HR_FD_CONN) - (hr_fd_kind(old) == HR_FD_CONN);
 	if (delta)
@@ -55,4 +75,15 @@ void hr_fd_or(int fd, uint32_t bits)
 {
 	if (fd >= 0 && fd < hr_fds_size)
 		atomic_fetch_or_explicit(&hr_fds[fd], bits, memory_order_acq_rel);
+}
+
+int hr_fd_same(int fd)
+{
+	if (fd < 0 || fd >= hr_fds_size)
+		return 0;
+	uint64_t id = atomic_load_explicit(&hr_fd_ids[fd], memory_order_relaxed);
+	struct stat st;
+	if (fstat(fd, &st) < 0)
+		return 0;
+	return !id || (uint64_t)st.st_ino == id;
 }

@@ -20,6 +20,10 @@ enum hr_fd_kind {
 #define HR_FD_SHUT_READ 0x20u    /* connection: drain shut its read side */
 
 extern _Atomic uint32_t *hr_fds;
+/* The socket inode of each tracked connection and listener, recorded when
+ * it was tracked: a number closed behind the hooks (fclose, SCM_RIGHTS
+ * juggling, raw syscalls) and reused is told apart by it. 0: unknown. */
+extern _Atomic uint64_t *hr_fd_ids;
 extern int hr_fds_size;
 extern _Atomic int hr_fds_hiwater; /* highest fd ever tracked, bounds scans */
 
@@ -38,10 +42,15 @@ static inline unsigned hr_fd_kind(uint32_t state)
 }
 
 /* Replaces the state of fd, keeping the generation's connection count in
- * step; returns the previous state. */
+ * step, and records the socket's identity for a connection or a listener
+ * (one fstat); returns the previous state. */
 uint32_t hr_fd_set(int fd, uint32_t state);
 
 /* Adds flag bits to a tracked fd without changing its kind. */
 void hr_fd_or(int fd, uint32_t bits);
+
+/* Whether fd still refers to the connection or listener recorded for it.
+ * When it does not, the caller forgets the entry instead of acting on it. */
+int hr_fd_same(int fd);
 
 #endif

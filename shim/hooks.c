@@ -4,6 +4,7 @@
  * app's errno. */
 #include "agent.h"
 #include "children.h"
+#include "closefrom.h"
 #include "drain.h"
 #include "fdtable.h"
 #include "gen.h"
@@ -112,6 +113,15 @@ HR_EXPORT int close(int fd)
 	return hr_real.close(fd);
 }
 
+/* A vfork() child runs on its parent's memory until it execs or exits,
+ * and vfork() is not hooked (it must stay a vfork): the hooks such a child
+ * may reach (_exit, closefrom, close_range) must leave the parent's state
+ * alone. The child has its own fd table, so plain libc calls are right. */
+static int hr_in_vfork_child(void)
+{
+	return getpid() != hr_self;
+}
+
 /* Closes [first, last] but the shim's own fds, range by range. */
 static int hr_close_range_keeping(unsigned first, unsigned last, int flags)
 {
@@ -138,7 +148,7 @@ static int hr_close_range_keeping(unsigned first, unsigned last, int flags)
 HR_EXPORT int close_range(unsigned first, unsigned last, int flags)
 {
 	hr_libc_init();
-	if (!hr_active || first > last)
+	if (!hr_active || first > last || hr_in_vfork_child())
 		return (int)hr_real.syscall(SYS_close_range, first, last, flags);
 	return hr_close_range_keeping(first, last, flags);
 }
@@ -148,17 +158,12 @@ HR_EXPORT void closefrom(int lowfd)
 	hr_libc_init();
 	if (lowfd < 0)
 		lowfd = 0;
-	if (!hr_active) {
+	if (!hr_active || hr_in_vfork_child()) {
 		hr_real.closefrom(lowfd);
 		return;
 	}
-	if (hr_close_range_keeping((unsigned)lowfd, ~0U, 0) < 0) {
-		/* Old kernels: close one by one, as glibc's fallback does. */
-		int top = atomic_load(&hr_fds_hiwater);
-		for (int fd = lowfd; fd <= top; fd++)
-			if (hr_fd_kind(hr_fd_get(fd)) != HR_FD_SHIM)
-				close(fd);
-	}
+	if (hr_close_range_keeping((unsigned)lowfd, ~0U, 0) < 0)
+		hr_closefrom_fallback(lowfd); /* no close_range (old kernel, seccomp) */
 }
 
 HR_EXPORT int shutdown(int fd, int how)
@@ -449,19 +454,74 @@ static sighandler_t hr_signal_with(int sig, sighandler_t handler, int flags)
 	return sigaction(sig, &act, &old) < 0 ? SIG_ERR : old.sa_handler;
 }
 
+/* Signals siginterrupt() made interrupting: BSD signal() installs their
+ * handlers without SA_RESTART, as glibc's does. */
+static sigset_t hr_sigintr;
+
 HR_EXPORT sighandler_t signal(int sig, sighandler_t handler)
 {
-	return hr_signal_with(sig, handler, SA_RESTART);
+	return hr_signal_with(sig, handler, sigismember(&hr_sigintr, sig) == 1 ? 0 : SA_RESTART);
 }
 
 HR_EXPORT sighandler_t bsd_signal(int sig, sighandler_t handler)
 {
-	return hr_signal_with(sig, handler, SA_RESTART);
+	return signal(sig, handler);
 }
 
 HR_EXPORT sighandler_t sysv_signal(int sig, sighandler_t handler)
 {
 	return hr_signal_with(sig, handler, SA_RESETHAND | SA_NODEFER);
+}
+
+/* The System V calls, rebuilt on the sigaction() hook for the same reason:
+ * glibc's would replace the shim's handler behind its back. */
+HR_EXPORT sighandler_t sigset(int sig, sighandler_t disp)
+{
+	if (disp == SIG_ERR || sig <= 0 || sig >= _NSIG) {
+		errno = EINVAL;
+		return SIG_ERR;
+	}
+	sigset_t one, before;
+	sigemptyset(&one);
+	sigaddset(&one, sig);
+	struct sigaction act, old;
+	if (disp == SIG_HOLD) {
+		if (sigprocmask(SIG_BLOCK, &one, &before) < 0)
+			return SIG_ERR;
+		if (sigismember(&before, sig))
+			return SIG_HOLD;
+		return sigaction(sig, NULL, &old) < 0 ? SIG_ERR : old.sa_handler;
+	}
+	memset(&act, 0, sizeof act);
+	act.sa_handler = disp;
+	sigemptyset(&act.sa_mask);
+	if (sigaction(sig, &act, &old) < 0 || sigprocmask(SIG_UNBLOCK, &one, &before) < 0)
+		return SIG_ERR;
+	return sigismember(&before, sig) ? SIG_HOLD : old.sa_handler;
+}
+
+HR_EXPORT int sigignore(int sig)
+{
+	struct sigaction act;
+	memset(&act, 0, sizeof act);
+	act.sa_handler = SIG_IGN;
+	sigemptyset(&act.sa_mask);
+	return sigaction(sig, &act, NULL);
+}
+
+HR_EXPORT int siginterrupt(int sig, int interrupt)
+{
+	struct sigaction act;
+	if (sigaction(sig, NULL, &act) < 0)
+		return -1;
+	if (interrupt) {
+		sigaddset(&hr_sigintr, sig);
+		act.sa_flags &= ~SA_RESTART;
+	} else {
+		sigdelset(&hr_sigintr, sig);
+		act.sa_flags |= SA_RESTART;
+	}
+	return sigaction(sig, &act, NULL);
 }
 
 HR_EXPORT int unlink(const char *path)
@@ -578,25 +638,18 @@ HR_EXPORT pid_t fork(void)
 	return hr_real.fork();
 }
 
-/* A vfork child would run our hooks on its parent's memory: give it its
- * own (POSIX allows vfork to be fork). */
-HR_EXPORT pid_t vfork(void)
+/* exit(), and a return from main() (glibc's internal exit, which no hook
+ * sees), both run the destructors. */
+__attribute__((destructor)) static void hr_at_exit(void)
 {
-	return fork();
-}
-
-HR_EXPORT void exit(int status)
-{
-	hr_libc_init();
-	if (hr_active)
+	if (hr_active && !hr_in_vfork_child())
 		hr_gen_note_exit();
-	hr_real.exit(status);
 }
 
 HR_EXPORT void _exit(int status)
 {
 	hr_libc_init();
-	if (hr_active)
+	if (hr_active && !hr_in_vfork_child())
 		hr_gen_note_exit();
 	hr_real._exit(status);
 }

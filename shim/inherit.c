@@ -128,15 +128,17 @@ int hr_addr_match(const struct sockaddr *want, socklen_t wantlen, const struct s
 	} else {
 		return 0;
 	}
-	if (same_addr && wport == hport)
+	/* Port 0 asks for a fresh ephemeral socket (an internal listener, a
+	 * client choosing its source address), never for a public listener. */
+	if (wport == 0 || wport != hport)
+		return 0;
+	if (same_addr)
 		return 2;
-	/* Port 0 asks for any port: the predecessor's choice is the one clients
-	 * know. A wildcard on either side covers a specific address, as when
-	 * systemd's .socket names 127.0.0.1 and the app binds 0.0.0.0. */
-	int port_ok = wport == hport || wport == 0;
-	if (port_ok && (same_addr || hr_is_wildcard(want) || hr_is_wildcard(have)))
-		return 1;
-	return 0;
+	/* An app binding the wildcard may take a specific listener, as when
+	 * systemd's .socket names 127.0.0.1 and the app binds 0.0.0.0. The
+	 * reverse would widen the interfaces the new configuration names: a
+	 * specific bind binds for real. */
+	return hr_is_wildcard(want) ? 1 : 0;
 }
 
 /* Moves inherited listener h onto the app's fd number, keeping the app's

@@ -29,8 +29,8 @@ const char *hr_inherit_name(unsigned long ino);
  * claimed: its start-up unlink(path) must not delete the live socket. */
 int hr_inherit_holds_path(const char *path);
 
-/* Address matching, exposed for unit tests: 2 exact, 1 wildcard/port-0
- * match, 0 no match. */
+/* Address matching, exposed for unit tests: 2 exact, 1 the app's wildcard
+ * bind on the port of a specific listener, 0 no match (port 0 never). */
 int hr_addr_match(const struct sockaddr *want, socklen_t wantlen, const struct sockaddr *have,
 		  socklen_t havelen);
 

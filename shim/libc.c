@@ -2,11 +2,19 @@
 
 #include <dlfcn.h>
 #include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 struct hr_libc hr_real;
 static pthread_once_t hr_libc_once = PTHREAD_ONCE_INIT;
+
+static void *hr_next_symbol(const char *name)
+{
+	return dlsym(RTLD_NEXT, name);
+}
+
+void *(*hr_libc_lookup)(const char *name) = hr_next_symbol;
 
 /* Report with write(2) only: stdio may not be usable this early. */
 static void hr_libc_fail(const char *name, const char *why)
@@ -18,20 +26,29 @@ static void hr_libc_fail(const char *name, const char *why)
 	}
 }
 
+/* Ends the process from inside the pthread_once: through libc's own _exit,
+ * never our _exit() hook, which would wait for this very once. */
+static void hr_libc_die(void)
+{
+	if (hr_real._exit)
+		hr_real._exit(127);
+	abort();
+}
+
 /* Optional symbols (close_range, closefrom, epoll_pwait2) may be missing in
  * older glibc; mandatory ones missing means we cannot forward calls at all. */
 static void *hr_bind(const char *name, int mandatory)
 {
-	void *p = dlsym(RTLD_NEXT, name);
+	void *p = hr_libc_lookup(name);
 	Dl_info found, self;
 	if (p && dladdr(p, &found) && dladdr((void *)hr_libc_init, &self) &&
 	    found.dli_fbase == self.dli_fbase) {
 		hr_libc_fail(name, "RTLD_NEXT resolved to the shim itself");
-		_exit(127);
+		hr_libc_die();
 	}
 	if (!p && mandatory) {
 		hr_libc_fail(name, "missing");
-		_exit(127);
+		hr_libc_die();
 	}
 	return p;
 }
@@ -40,6 +57,7 @@ static void *hr_bind(const char *name, int mandatory)
 
 static void hr_libc_bind_all(void)
 {
+	BIND(_exit, 1); /* first: the way out when another one is missing */
 	BIND(socket, 1);
 	BIND(bind, 1);
 	BIND(listen, 1);
@@ -73,8 +91,6 @@ static void hr_libc_bind_all(void)
 	BIND(waitpid, 1);
 	BIND(wait4, 1);
 	BIND(waitid, 1);
-	BIND(exit, 1);
-	BIND(_exit, 1);
 }
 
 void hr_libc_init(void)

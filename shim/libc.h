@@ -46,12 +46,17 @@ struct hr_libc {
 	pid_t (*waitpid)(pid_t, int *, int);
 	pid_t (*wait4)(pid_t, int *, int, struct rusage *);
 	int (*waitid)(idtype_t, id_t, siginfo_t *, int);
-	void (*exit)(int) __attribute__((noreturn));
 	void (*_exit)(int) __attribute__((noreturn));
 };
 
-/* Filled on first use, from any thread, before or after the constructor. */
+/* Filled on first use, from any thread, before or after the constructor.
+ * A mandatory symbol that cannot be bound prints one line and ends the
+ * process with status 127. */
 extern struct hr_libc hr_real;
 void hr_libc_init(void);
+
+/* Where the symbols come from: dlsym(RTLD_NEXT). Replaced only by unit
+ * tests, to make a lookup fail. */
+extern void *(*hr_libc_lookup)(const char *name);
 
 #endif

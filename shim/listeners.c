@@ -162,6 +162,10 @@ int hr_listeners_collect(struct hr_listener_info *out, int max)
 	for (int fd = 0; fd <= top && n < max; fd++) {
 		if (hr_fd_kind(hr_fd_get(fd)) != HR_FD_LISTENER)
 			continue;
+		if (!hr_fd_same(fd)) {
+			hr_fd_set(fd, HR_FD_NONE);
+			continue;
+		}
 		struct stat st;
 		if (fstat(fd, &st) < 0 || !S_ISSOCK(st.st_mode))
 			continue;
@@ -187,9 +191,20 @@ int hr_listeners_collect(struct hr_listener_info *out, int max)
 	return n;
 }
 
+/* Drops listener entries whose number no longer refers to the recorded
+ * socket (closed behind the hooks and reused): acting on them would hit
+ * some other socket of the app. */
+static void hr_listeners_forget_stale(int top)
+{
+	for (int fd = 0; fd <= top; fd++)
+		if (hr_fd_kind(hr_fd_get(fd)) == HR_FD_LISTENER && !hr_fd_same(fd))
+			hr_fd_set(fd, HR_FD_NONE);
+}
+
 void hr_listeners_stop_local(void)
 {
 	int top = atomic_load(&hr_fds_hiwater);
+	hr_listeners_forget_stale(top);
 	for (int ep = 0; ep <= top; ep++) {
 		if (hr_fd_kind(hr_fd_get(ep)) != HR_FD_EPOLL)
 			continue;
@@ -203,6 +218,7 @@ void hr_listeners_stop_local(void)
 void hr_listeners_shut(void)
 {
 	int top = atomic_load(&hr_fds_hiwater);
+	hr_listeners_forget_stale(top);
 	for (int fd = 0; fd <= top; fd++)
 		if (hr_fd_kind(hr_fd_get(fd)) == HR_FD_LISTENER)
 			hr_real.shutdown(fd, SHUT_RDWR);

@@ -1,10 +1,14 @@
 /* Classic double-fork daemon. The grandchild binds, writes --pidfile and
- * serves with a thread per connection. stdio is left alone on purpose. */
+ * serves with a thread per connection. stdio is left alone on purpose.
+ * --listen-first: daemonize as nginx does: listen, fork once, and the
+ * parent leaves by returning from main() instead of calling _exit(). */
 #define _GNU_SOURCE
 #include "common.h"
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 static void write_pidfile(const char *path)
@@ -27,24 +31,37 @@ static void write_pidfile(const char *path)
 
 int main(int argc, char **argv)
 {
+    bool listen_first = false;
+    for (int i = 1; i < argc; i++)
+        if (strcmp(argv[i], "--listen-first") == 0) {
+            listen_first = true;
+            memmove(argv + i, argv + i + 1, (size_t)(argc - i) * sizeof *argv);
+            argc--;
+            break;
+        }
     struct srv_opts o;
     srv_init(&o, argc, argv, "daemon", SRV_ONE_LISTENER, 1);
+    int lfd = listen_first ? srv_listen(&o, 0) : -1;
 
     pid_t pid = fork();
     if (pid < 0)
         srv_die("fork");
-    if (pid > 0)
+    if (pid > 0) {
+        if (listen_first)
+            return 0;
         _exit(0);
+    }
     if (setsid() < 0)
         srv_die("setsid");
-    /* the session leader exits so the daemon can never reacquire a terminal */
-    pid = fork();
-    if (pid < 0)
-        srv_die("fork");
-    if (pid > 0)
-        _exit(0);
-
-    int lfd = srv_listen(&o, 0);
+    if (!listen_first) {
+        /* the session leader exits so the daemon can never reacquire a terminal */
+        pid = fork();
+        if (pid < 0)
+            srv_die("fork");
+        if (pid > 0)
+            _exit(0);
+        lfd = srv_listen(&o, 0);
+    }
     if (o.pidfile)
         write_pidfile(o.pidfile);
     srv_app_signals(&o);

@@ -329,7 +329,7 @@ Test(addr_match, ipv4)
 	bl = v4(&b, "127.0.0.1", 8081);
 	cr_assert_eq(match(&a, al, &b, bl), 0, "different port");
 	al = v4(&a, "127.0.0.1", 0);
-	cr_assert_eq(match(&a, al, &b, bl), 1, "port 0 request takes the bound port");
+	cr_assert_eq(match(&a, al, &b, bl), 0, "port 0 asks for a fresh ephemeral port");
 	al = v4(&a, "127.0.0.2", 0);
 	cr_assert_eq(match(&a, al, &b, bl), 0, "port 0 does not cover another address");
 	al = v4(&a, "127.0.0.1", 8081);
@@ -345,13 +345,13 @@ Test(addr_match, ipv4_wildcard_both_directions)
 	struct sockaddr_storage a, b;
 	socklen_t al = v4(&a, "0.0.0.0", 8080), bl = v4(&b, "127.0.0.1", 8080);
 	cr_assert_eq(match(&a, al, &b, bl), 1, "app wildcard, inherited specific");
-	cr_assert_eq(match(&b, bl, &a, al), 1, "app specific, inherited wildcard");
+	cr_assert_eq(match(&b, bl, &a, al), 0, "app specific, inherited wildcard: interface kept");
 	cr_assert_eq(match(&a, al, &a, al), 2, "wildcard exact");
 	bl = v4(&b, "127.0.0.1", 9090);
 	cr_assert_eq(match(&a, al, &b, bl), 0, "wildcard, different port");
 	cr_assert_eq(match(&b, bl, &a, al), 0, "wildcard, different port (reversed)");
 	al = v4(&a, "0.0.0.0", 0);
-	cr_assert_eq(match(&a, al, &b, bl), 1, "wildcard port 0");
+	cr_assert_eq(match(&a, al, &b, bl), 0, "wildcard port 0");
 }
 
 Test(addr_match, ipv6)
@@ -370,9 +370,9 @@ Test(addr_match, ipv6)
 	cr_assert_eq(match(&a, al, &b, bl), 0, "v4-mapped vs ::1");
 	al = v6(&a, "::", 443);
 	cr_assert_eq(match(&a, al, &b, bl), 1, ":: vs ::1");
-	cr_assert_eq(match(&b, bl, &a, al), 1, "::1 vs ::");
+	cr_assert_eq(match(&b, bl, &a, al), 0, "::1 vs ::");
 	al = v6(&a, "::1", 0);
-	cr_assert_eq(match(&a, al, &b, bl), 1, "port 0");
+	cr_assert_eq(match(&a, al, &b, bl), 0, "port 0");
 	al = v6(&a, "2001:db8::1", 443);
 	bl = v6(&b, "2001:db8::2", 443);
 	cr_assert_eq(match(&a, al, &b, bl), 0, "different specific addresses");
@@ -726,14 +726,15 @@ static void child_bind_wildcard_and_port0(struct ut_child *ch, void *arg)
 	UT_CHECK(ch, same_addr(&got, &a2), "wildcard got port %d, want %d", port_of(&got),
 		 port_of(&a2));
 
+	/* A port-0 bind (an internal listener, a client choosing its source
+	 * address) wants a fresh ephemeral socket, never a public listener. */
 	int app0 = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	wl = v4(&want, "127.0.0.1", 0);
-	UT_CHECK(ch, hr_inherit_bind(app0, (struct sockaddr *)&want, wl) == 1, "port 0 bind");
-	gl = sizeof got;
-	getsockname(app0, (struct sockaddr *)&got, &gl);
-	UT_CHECK(ch, same_addr(&got, &a1), "port 0 got port %d, want %d", port_of(&got),
-		 port_of(&a1));
-	accepts_on(ch, app0, &a1, l1);
+	UT_CHECK(ch, hr_inherit_bind(app0, (struct sockaddr *)&want, wl) == 0, "port 0 bind");
+	wl = v4(&want, "0.0.0.0", 0);
+	UT_CHECK(ch, hr_inherit_bind(app0, (struct sockaddr *)&want, wl) == 0, "wildcard port 0");
+	UT_CHECK(ch, hr_inherit_unclaimed() == 1, "unclaimed %d", hr_inherit_unclaimed());
+	UT_CHECK(ch, is_open(3), "inherited listener taken by a port 0 bind");
 }
 
 Test(inherit, bind_wildcard_and_port0)
@@ -760,12 +761,34 @@ static void child_exact_beats_wildcard(struct ut_child *ch, void *arg)
 	UT_CHECK(ch, same_addr(&got, &lo), "took the wildcard listener instead of the exact one");
 	UT_CHECK(ch, is_open(3) && !is_open(4), "wrong inherited fd consumed");
 
+	/* A specific address binds for real rather than widen to the wildcard. */
 	int app2 = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	UT_CHECK(ch, hr_inherit_bind(app2, (struct sockaddr *)&lo, lol) == 1,
-		 "the wildcard listener is the next best match");
+	UT_CHECK(ch, hr_inherit_bind(app2, (struct sockaddr *)&lo, lol) == 0,
+		 "a 127.0.0.1 bind took the wildcard listener");
+	UT_CHECK(ch, hr_inherit_bind(app2, (struct sockaddr *)&any, anyl) == 1, "wildcard bind");
 	gl = sizeof got;
 	getsockname(app2, (struct sockaddr *)&got, &gl);
 	UT_CHECK(ch, same_addr(&got, &any), "second claim");
+}
+
+static void child_specific_bind_keeps_its_interface(struct ut_child *ch, void *arg)
+{
+	(void)arg;
+	struct sockaddr_storage any, want;
+	socklen_t anyl, wl;
+	int fd = tcp_listen(ch, AF_INET, "0.0.0.0", 0, 0, &any, &anyl);
+	inherit_fds(ch, &fd, 1, "public");
+	UT_CHECK(ch, hr_inherit_load() == 1, "not loaded");
+	int app = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	wl = v4(&want, "127.0.0.1", port_of(&any));
+	UT_CHECK(ch, hr_inherit_bind(app, (struct sockaddr *)&want, wl) == 0,
+		 "a 127.0.0.1 bind was given the 0.0.0.0 listener");
+	UT_CHECK(ch, hr_inherit_unclaimed() == 1, "unclaimed %d", hr_inherit_unclaimed());
+}
+
+Test(inherit, specific_bind_keeps_its_interface)
+{
+	RUN_CHILD(child_specific_bind_keeps_its_interface);
 }
 
 Test(inherit, exact_match_beats_wildcard)
