@@ -18,6 +18,7 @@ enum hr_fd_kind {
 #define HR_FD_NONBLOCK 0x8u	  /* listener: the app's view of O_NONBLOCK */
 #define HR_FD_HAS_LISTENER 0x10u /* epoll: the app registered a listener */
 #define HR_FD_SHUT_READ 0x20u    /* connection: drain shut its read side */
+#define HR_FD_APP_SHUT 0x40u     /* listener: the app shut it down after accepting stopped */
 
 extern _Atomic uint32_t *hr_fds;
 extern int hr_fds_size;

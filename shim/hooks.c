@@ -108,6 +108,8 @@ HR_EXPORT int close(int fd)
 			return -1;
 		}
 		hr_fd_set(fd, HR_FD_NONE);
+		if (hr_fd_kind(st) == HR_FD_LISTENER)
+			hr_listener_closed(fd);
 	}
 	return hr_real.close(fd);
 }
@@ -165,11 +167,8 @@ HR_EXPORT int shutdown(int fd, int how)
 {
 	hr_libc_init();
 	/* An old generation's listener is the successor's too. */
-	if (hr_active && hr_fd_kind(hr_fd_get(fd)) == HR_FD_LISTENER &&
-	    hr_gen_phase() == HR_PHASE_DRAINING) {
-		hr_debug("shutdown of listener fd %d skipped: the successor uses it", fd);
+	if (hr_active && hr_fd_kind(hr_fd_get(fd)) == HR_FD_LISTENER && hr_listener_shutdown(fd))
 		return 0;
-	}
 	return hr_real.shutdown(fd, how);
 }
 
