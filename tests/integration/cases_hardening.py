@@ -1,0 +1,78 @@
+"""Accept and drain corner cases: an app that ends its accept loop by
+closing the listener from its TERM handler, accept loops with a receive
+timeout, and responses still being streamed when the restart comes."""
+
+import re
+
+from harness import (Server, check, deploy, free_port, http_get, server_bin,
+                     start_slow_request, status_json, wait_for, SCALE)
+
+
+def term_close(how):
+    """The old generation leaves through the app's own clean-up: its TERM
+    handler (plain signal(), so SA_RESTART) closes or shuts down the
+    listener its main thread is parked on in accept()."""
+    def test(env):
+        port = free_port()
+        # A grace far longer than the waits below: SIGKILL cannot pass for a clean exit.
+        srv = Server(env, "term_close", [server_bin("term_close"), "--port", str(port)],
+                     extra_env={"CLOSE_HOW": how, "HOTRESTART_STOP_GRACE": "30"})
+        srv.wait_ready()
+        old, new, _ = srv.restart_ok()
+        srv.wait_gone(old, 10)
+        log = srv.log_text()
+        check("pid %d: clean exit" % old in log,
+              "the old generation did not go through its clean-up:\n%s" % srv.tail())
+        status, headers, _ = http_get(port)
+        check(status == 200 and headers.get("x-pid") == str(new), "new generation does not serve")
+        r = srv.stop()
+        check(r.returncode == 0, "stop failed: %s %s" % (r.stdout, r.stderr))
+        check("pid %d: clean exit" % new in srv.log_text(),
+              "a stopped generation did not go through its clean-up:\n%s" % srv.tail())
+    return test
+
+
+def timeouts_of(srv, pid):
+    return len(re.findall(r"pid %d timeouts \d+" % pid, srv.log_text()))
+
+
+def test_rcvtimeo(env):
+    """An accept loop with SO_RCVTIMEO sees its timeouts: running, while it
+    drains after the successor made the shared listener non-blocking, and
+    as a successor that inherited the non-blocking listener."""
+    port = free_port()
+    exe = env.path("server")
+    deploy(server_bin("rcvtimeo"), exe)
+    srv = Server(env, "rcvtimeo", [exe, "--port", str(port)])
+    first = srv.wait_ready()
+    wait_for(lambda: timeouts_of(srv, first) >= 3, 3, "accept() timeouts (log: %s)" % srv.tail())
+
+    # The old generation lives on for the slow request (2 s) after the handover.
+    t, result = start_slow_request(port)
+    wait_for(lambda: status_json(srv.pidfile)["connections"] >= 1, 5,
+             "the slow request to be accepted")
+    deploy(server_bin("epoll_lt"), exe)
+    _, second, _ = srv.restart_ok()
+    seen = timeouts_of(srv, first)
+    wait_for(lambda: timeouts_of(srv, first) >= seen + 2, 1.2,
+             "accept() timeouts in the draining generation (log: %s)" % srv.tail())
+    t.join(10 * SCALE)
+    check(result["r"][0] == 200, "slow request failed: %r" % (result["r"],))
+    srv.wait_gone(first, 10)
+    check("pid %d: clean exit" % first in srv.log_text(), "first generation: no clean exit")
+
+    deploy(server_bin("rcvtimeo"), exe)
+    _, third, _ = srv.restart_ok()
+    wait_for(lambda: timeouts_of(srv, third) >= 3, 3,
+             "accept() timeouts on the inherited non-blocking listener (log: %s)" % srv.tail())
+    status, headers, _ = http_get(port)
+    check(status == 200 and headers.get("x-pid") == str(third), "third generation does not serve")
+
+
+test_rcvtimeo.quick = True
+
+TESTS = [
+    ("TERM handler closes the parked listener", term_close("close")),
+    ("TERM handler shuts down the parked listener", term_close("shutdown")),
+    ("accept() with SO_RCVTIMEO keeps timing out", test_rcvtimeo),
+]
