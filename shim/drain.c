@@ -3,20 +3,18 @@
 #include "config.h"
 #include "fdtable.h"
 #include "gen.h"
+#include "idle.h"
 #include "libc.h"
 #include "log.h"
 #include "signals.h"
 
 #include <errno.h>
 #include <limits.h>
-#include <linux/sockios.h>
-#include <linux/tcp.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
 #include <string.h>
 #include <stdlib.h>
-#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <fcntl.h>
@@ -155,29 +153,6 @@ void hr_accept_wake_parked(void)
 	hr_accept_signal(HR_IN_PARK);
 }
 
-/* Idle: something was exchanged, the app wrote after it last received
- * (it answered), and no new input is queued. Shutting down the read side
- * then only turns the app's next wait for input into end of file: input
- * that arrives is still read, answers are still written in full. A request
- * that races the shutdown meets a closed connection before any byte of its
- * answer, which HTTP clients retry on a reused connection. */
-static int hr_conn_idle(int fd)
-{
-	struct tcp_info ti;
-	socklen_t len = sizeof ti;
-	memset(&ti, 0, sizeof ti);
-	if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) < 0) {
-		if (errno == EBADF || errno == ENOTSOCK)
-			hr_fd_set(fd, HR_FD_NONE); /* closed behind our back */
-		return 0;
-	}
-	if (ti.tcpi_state != 1 /* TCP_ESTABLISHED */ || ti.tcpi_bytes_received == 0 ||
-	    ti.tcpi_bytes_acked == 0 || ti.tcpi_last_data_recv < ti.tcpi_last_data_sent)
-		return 0;
-	int queued = 0;
-	return hr_real.ioctl(fd, FIONREAD, &queued) == 0 && queued == 0;
-}
-
 int hr_drain_close_idle(void)
 {
 	int closed = 0;
@@ -186,7 +161,7 @@ int hr_drain_close_idle(void)
 		uint32_t st = hr_fd_get(fd);
 		if (hr_fd_kind(st) != HR_FD_CONN || (st & HR_FD_SHUT_READ))
 			continue;
-		if (hr_conn_idle(fd) && hr_real.shutdown(fd, SHUT_RD) == 0) {
+		if (hr_idle_conn(fd) && hr_real.shutdown(fd, SHUT_RD) == 0) {
 			hr_fd_or(fd, HR_FD_SHUT_READ);
 			closed++;
 		}

@@ -9,6 +9,7 @@
 _Atomic uint32_t *hr_fds;
 int hr_fds_size;
 _Atomic int hr_fds_hiwater = -1;
+_Atomic uint32_t *hr_fd_stamps;
 
 /* Sized from the hard fd limit so an app that raises its soft limit stays
  * covered; MAP_NORESERVE keeps untouched pages free. */
@@ -23,9 +24,12 @@ void hr_fdtable_init(void)
 		size = 1u << 20;
 	void *p = mmap(NULL, size * sizeof(uint32_t), PROT_READ | PROT_WRITE,
 		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-	if (p == MAP_FAILED)
+	void *stamps = mmap(NULL, size * sizeof(uint32_t), PROT_READ | PROT_WRITE,
+			    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (p == MAP_FAILED || stamps == MAP_FAILED)
 		return; /* every fd then passes through untracked */
 	hr_fds = p;
+	hr_fd_stamps = stamps;
 	hr_fds_size = (int)size;
 }
 
@@ -55,4 +59,10 @@ void hr_fd_or(int fd, uint32_t bits)
 {
 	if (fd >= 0 && fd < hr_fds_size)
 		atomic_fetch_or_explicit(&hr_fds[fd], bits, memory_order_acq_rel);
+}
+
+void hr_fd_clear(int fd, uint32_t bits)
+{
+	if (fd >= 0 && fd < hr_fds_size)
+		atomic_fetch_and_explicit(&hr_fds[fd], ~bits, memory_order_acq_rel);
 }

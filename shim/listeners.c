@@ -125,7 +125,7 @@ static int hr_accept_once(int fd, struct sockaddr *addr, socklen_t *len, int fla
 	if (!nonblock)
 		hr_accept_leave();
 	if (r >= 0)
-		hr_fd_set(r, HR_FD_CONN);
+		hr_fd_set(r, HR_FD_CONN | ((flags & SOCK_NONBLOCK) ? HR_FD_NONBLOCK : 0));
 	hr_gen_accepting_add(-1);
 	errno = err;
 	return r;

@@ -3,6 +3,8 @@ closing the listener from its TERM handler, accept loops with a receive
 timeout, and responses still being streamed when the restart comes."""
 
 import re
+import socket
+import threading
 
 from harness import (Server, check, deploy, free_port, http_get, server_bin,
                      start_slow_request, status_json, wait_for, SCALE)
@@ -69,10 +71,66 @@ def test_rcvtimeo(env):
     check(status == 200 and headers.get("x-pid") == str(third), "third generation does not serve")
 
 
+STREAMS = 8
+
+
+def stream_client(port, halfway, result):
+    """GET / and read to the end; sets halfway once half the body is in."""
+    body = b""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=10 * SCALE) as s:
+            s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            data = b""
+            while True:
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+                body = data.partition(b"\r\n\r\n")[2]
+                if len(body) >= 1000:
+                    halfway.set()
+    except OSError as e:
+        result["error"] = str(e)
+    halfway.set()
+    result["body"] = len(body)
+
+
+def streamed(mode):
+    """Responses the server is still writing when the restart comes (it
+    watches the client socket meanwhile and aborts on end of input) finish
+    in full: such a connection is not idle."""
+    def test(env):
+        port = free_port()
+        srv = Server(env, "stream", [server_bin("stream"), "--port", str(port)],
+                     extra_env={"STREAM_READ": mode})
+        old = srv.wait_ready()
+        clients = []
+        for _ in range(STREAMS):
+            halfway, result = threading.Event(), {}
+            t = threading.Thread(target=stream_client, args=(port, halfway, result))
+            t.start()
+            clients.append((t, halfway, result))
+        for _, halfway, _ in clients:
+            check(halfway.wait(5 * SCALE), "no response started")
+        _, new, _ = srv.restart_ok()
+        for t, _, _ in clients:
+            t.join(10 * SCALE)
+        cut = [r for _, _, r in clients if r.get("body") != 2000]
+        aborted = srv.log_text().count("response aborted")
+        check(not cut and not aborted, "%d of %d streamed responses cut short (%d aborted by "
+              "the server): %s" % (len(cut), STREAMS, aborted, cut[:3]))
+        srv.wait_gone(old, 10)
+        status, headers, _ = http_get(port)
+        check(headers.get("x-pid") == str(new), "new generation does not serve")
+    return test
+
+
 test_rcvtimeo.quick = True
 
 TESTS = [
     ("TERM handler closes the parked listener", term_close("close")),
     ("TERM handler shuts down the parked listener", term_close("shutdown")),
     ("accept() with SO_RCVTIMEO keeps timing out", test_rcvtimeo),
+    ("streamed response survives restart (blocking reads)", streamed("block")),
+    ("streamed response survives restart (non-blocking reads)", streamed("nonblock")),
 ]
