@@ -86,7 +86,10 @@ int hr_idle_conn(int fd)
 	if (ti.tcpi_state != 1 /* TCP_ESTABLISHED */ || ti.tcpi_bytes_received == 0 ||
 	    ti.tcpi_bytes_acked == 0 || ti.tcpi_last_data_sent + hr_same_instant_ms() < waiting_ms)
 		return 0;
+	/* Nothing unread, nothing unsent. Sent but unacknowledged bytes do not
+	 * count (SIOCOUTQ would): a busy client acknowledges an answer with
+	 * its next request, so they are there between any two requests. */
 	int unread = 0, unsent = 0;
 	return hr_real.ioctl(fd, FIONREAD, &unread) == 0 && unread == 0 &&
-	       hr_real.ioctl(fd, SIOCOUTQ, &unsent) == 0 && unsent == 0;
+	       hr_real.ioctl(fd, SIOCOUTQNSD, &unsent) == 0 && unsent == 0;
 }

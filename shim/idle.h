@@ -1,6 +1,6 @@
 /* Idle connections: the app provably waits for the next request. Its most
  * recent read on the connection found nothing (EAGAIN) or is blocked right
- * now, it sent nothing since, and nothing is queued either way. The read
+ * now, it sent nothing since, and nothing is left to read or to send. The read
  * and send hooks keep the first two facts per fd (HR_FD_READ_WAIT and its
  * stamp); the drain checks the rest. Steady state: one table load and a
  * branch per call; an atomic and a coarse clock read (vDSO) only when the
