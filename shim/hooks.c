@@ -47,7 +47,8 @@ static uint32_t hr_claim_if_inherited(int fd, uint32_t st)
 static void hr_fd_copy(int oldfd, int newfd)
 {
 	uint32_t st = hr_claim_if_inherited(oldfd, hr_fd_get(oldfd));
-	hr_fd_set(newfd, hr_fd_kind(st) == HR_FD_SHIM ? HR_FD_NONE : st & ~(HR_FD_SHUT_READ | HR_FD_READ_WAIT));
+	hr_fd_set(newfd, hr_fd_kind(st) == HR_FD_SHIM ? HR_FD_NONE
+						      : st & ~(HR_FD_SHUT_READ | HR_FD_READ_WAIT));
 }
 
 HR_EXPORT int socket(int domain, int type, int protocol)
