@@ -3,19 +3,19 @@
 #include "config.h"
 #include "fdtable.h"
 #include "gen.h"
+#include "idle.h"
 #include "libc.h"
 #include "log.h"
 #include "signals.h"
 
 #include <errno.h>
-#include <linux/sockios.h>
-#include <linux/tcp.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -24,58 +24,106 @@
 
 #include "inherit.h"
 
-#define HR_ACCEPT_SLOTS 4096
-
-/* Threads that may sit in a blocking accept(), by kernel tid. */
-static struct {
+/* Threads in accept() or parked in it, by kernel tid. Sized from the
+ * system's thread limit at first use, so no thread of the process can miss
+ * a slot; MAP_NORESERVE leaves the pages of unused slots unallocated. */
+struct hr_accept_slot {
 	_Atomic pid_t tid;
-	_Atomic int inside;
-} hr_accept_slots[HR_ACCEPT_SLOTS];
+	_Atomic int where; /* enum hr_accept_where */
+};
+
+static struct hr_accept_slot *hr_accept_slots;
+static int hr_accept_cap;
+static _Atomic int hr_accept_used; /* slots ever handed out: bounds the scans */
 
 static __thread int hr_my_slot __attribute__((tls_model("initial-exec"))) = -1;
 static pthread_key_t hr_slot_key;
 static pthread_once_t hr_slot_once = PTHREAD_ONCE_INIT;
+
+/* The waker repeats its signal to threads still in accept(): one that
+ * checked the phase just before it changed may take the first signal
+ * before it enters the kernel, and then blocks. It gives up once no thread
+ * left accept() for a while (a thread that blocks the wake signal). */
+#define HR_REWAKE_EVERY_MS 1
+#define HR_REWAKE_STALL_MS 200
 
 static void hr_slot_release(void *slot)
 {
 	atomic_store(&hr_accept_slots[(long)slot - 1].tid, 0);
 }
 
-static void hr_slot_key_init(void)
+static int hr_thread_limit(void)
 {
-	pthread_key_create(&hr_slot_key, hr_slot_release);
+	char buf[32];
+	int fd = open("/proc/sys/kernel/threads-max", O_RDONLY | O_CLOEXEC);
+	ssize_t n = fd >= 0 ? read(fd, buf, sizeof buf - 1) : -1;
+	if (fd >= 0)
+		hr_real.close(fd);
+	buf[n > 0 ? n : 0] = '\0';
+	long limit = strtol(buf, NULL, 10);
+	return limit < 4096 ? 4096 : limit > (1L << 22) ? 1 << 22 : (int)limit;
 }
 
-void hr_accept_enter(void)
+static void hr_slots_init(void)
+{
+	pthread_key_create(&hr_slot_key, hr_slot_release);
+	int cap = hr_thread_limit();
+	void *p = mmap(NULL, (size_t)cap * sizeof *hr_accept_slots, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (p == MAP_FAILED)
+		return; /* threads then go unwoken, as without the shim */
+	hr_accept_slots = p;
+	hr_accept_cap = cap;
+}
+
+/* A free slot for tid: one a finished thread released, else a fresh one
+ * (which a concurrent search may take first: then look again). */
+static int hr_slot_claim(pid_t tid)
+{
+	for (;;) {
+		int used = atomic_load(&hr_accept_used);
+		for (int i = 0; i < used; i++) {
+			pid_t none = 0;
+			if (atomic_compare_exchange_strong(&hr_accept_slots[i].tid, &none, tid))
+				return i;
+		}
+		if (used >= hr_accept_cap)
+			return -1;
+		atomic_compare_exchange_strong(&hr_accept_used, &used, used + 1);
+	}
+}
+
+void hr_accept_enter(enum hr_accept_where where)
 {
 	if (hr_my_slot < 0) {
-		pthread_once(&hr_slot_once, hr_slot_key_init);
+		pthread_once(&hr_slot_once, hr_slots_init);
 		hr_signals_install_wake();
-		pid_t tid = (pid_t)hr_real.syscall(SYS_gettid);
-		for (int i = 0; i < HR_ACCEPT_SLOTS && hr_my_slot < 0; i++) {
-			pid_t none = 0;
-			if (atomic_compare_exchange_strong(&hr_accept_slots[i].tid, &none, tid)) {
-				hr_my_slot = i;
-				pthread_setspecific(hr_slot_key, (void *)(long)(i + 1));
-			}
-		}
+		if (!hr_accept_slots)
+			return;
+		hr_my_slot = hr_slot_claim((pid_t)hr_real.syscall(SYS_gettid));
 		if (hr_my_slot < 0)
 			return;
+		pthread_setspecific(hr_slot_key, (void *)(long)(hr_my_slot + 1));
 	}
-	atomic_store(&hr_accept_slots[hr_my_slot].inside, 1);
+	/* Sequentially consistent, as the waker's phase store: either the
+	 * caller's next phase check sees the change, or the waker sees us. */
+	atomic_store(&hr_accept_slots[hr_my_slot].where, where);
 }
 
 void hr_accept_leave(void)
 {
 	if (hr_my_slot >= 0)
-		atomic_store(&hr_accept_slots[hr_my_slot].inside, 0);
+		atomic_store(&hr_accept_slots[hr_my_slot].where, HR_IN_NOTHING);
 }
 
-void hr_accept_wake_all(void)
+/* Signals the threads of this process that are where; returns how many.
+ * Async-signal-safe. */
+static int hr_accept_signal(enum hr_accept_where where)
 {
-	for (int i = 0; i < HR_ACCEPT_SLOTS; i++) {
+	int n = 0, used = atomic_load(&hr_accept_used);
+	for (int i = 0; i < used; i++) {
 		pid_t tid = atomic_load(&hr_accept_slots[i].tid);
-		if (!tid || !atomic_load(&hr_accept_slots[i].inside))
+		if (!tid || atomic_load(&hr_accept_slots[i].where) != (int)where)
 			continue;
 		siginfo_t si;
 		memset(&si, 0, sizeof si);
@@ -85,38 +133,24 @@ void hr_accept_wake_all(void)
 		si.si_uid = getuid();
 		si.si_value.sival_int = HR_WAKE_MAGIC;
 		hr_real.syscall(SYS_rt_tgsigqueueinfo, hr_self, tid, hr_cfg.wake_signal, &si);
+		n++;
+	}
+	return n;
+}
+
+void hr_accept_wake_all(void)
+{
+	int left, before = INT_MAX, stalled_ms = 0;
+	while ((left = hr_accept_signal(HR_IN_ACCEPT)) && stalled_ms < HR_REWAKE_STALL_MS) {
+		stalled_ms = left < before ? 0 : stalled_ms + HR_REWAKE_EVERY_MS;
+		before = left;
+		hr_real.poll(NULL, 0, HR_REWAKE_EVERY_MS);
 	}
 }
 
-int hr_park(void)
+void hr_accept_wake_parked(void)
 {
-	for (;;) {
-		if (hr_real.poll(NULL, 0, -1) < 0 && errno == EINTR && !hr_app_restarts_syscalls())
-			return -1;
-	}
-}
-
-/* Idle: something was exchanged, the app wrote after it last received
- * (it answered), and no new input is queued. Shutting down the read side
- * then only turns the app's next wait for input into end of file: input
- * that arrives is still read, answers are still written in full. A request
- * that races the shutdown meets a closed connection before any byte of its
- * answer, which HTTP clients retry on a reused connection. */
-static int hr_conn_idle(int fd)
-{
-	struct tcp_info ti;
-	socklen_t len = sizeof ti;
-	memset(&ti, 0, sizeof ti);
-	if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) < 0) {
-		if (errno == EBADF || errno == ENOTSOCK)
-			hr_fd_set(fd, HR_FD_NONE); /* closed behind our back */
-		return 0;
-	}
-	if (ti.tcpi_state != 1 /* TCP_ESTABLISHED */ || ti.tcpi_bytes_received == 0 ||
-	    ti.tcpi_bytes_acked == 0 || ti.tcpi_last_data_recv < ti.tcpi_last_data_sent)
-		return 0;
-	int queued = 0;
-	return hr_real.ioctl(fd, FIONREAD, &queued) == 0 && queued == 0;
+	hr_accept_signal(HR_IN_PARK);
 }
 
 int hr_drain_close_idle(void)
@@ -131,7 +165,7 @@ int hr_drain_close_idle(void)
 			hr_fd_set(fd, HR_FD_NONE);
 			continue;
 		}
-		if (hr_conn_idle(fd) && hr_real.shutdown(fd, SHUT_RD) == 0) {
+		if (hr_idle_conn(fd) && hr_real.shutdown(fd, SHUT_RD) == 0) {
 			hr_fd_or(fd, HR_FD_SHUT_READ);
 			closed++;
 		}
@@ -142,8 +176,9 @@ int hr_drain_close_idle(void)
 void hr_drain_after_fork_child(void)
 {
 	/* Only the forking thread exists in the child; it keeps its slot. */
-	for (int i = 0; i < HR_ACCEPT_SLOTS; i++) {
-		atomic_store(&hr_accept_slots[i].inside, 0);
+	int used = atomic_load(&hr_accept_used);
+	for (int i = 0; i < used; i++) {
+		atomic_store(&hr_accept_slots[i].where, HR_IN_NOTHING);
 		if (i != hr_my_slot)
 			atomic_store(&hr_accept_slots[i].tid, 0);
 	}

@@ -3,25 +3,29 @@
 #ifndef HR_DRAIN_H
 #define HR_DRAIN_H
 
-/* Around a blocking accept(): lets the drain interrupt it. */
-void hr_accept_enter(void);
+/* Where a thread stands in a blocking accept(), so the drain can reach it. */
+enum hr_accept_where {
+	HR_IN_NOTHING = 0,
+	HR_IN_ACCEPT, /* in (or about to enter) the kernel's accept() */
+	HR_IN_PARK,   /* parked: the generation stopped accepting */
+};
+/* Publishes where the calling thread is (sequentially consistent: check the
+ * phase after it), and HR_IN_NOTHING again when it leaves. */
+void hr_accept_enter(enum hr_accept_where where);
 void hr_accept_leave(void);
-/* Interrupts every thread of this process blocked in accept(). */
+/* After the phase stopped accepting: interrupts every thread of this
+ * process in accept(), repeating until none is left there (bounded). */
 void hr_accept_wake_all(void);
-/* Whether si came from hr_accept_wake_all (for the signal handler). */
+/* Makes parked threads look again at their listener. Async-signal-safe. */
+void hr_accept_wake_parked(void);
+/* Whether si came from the shim's wake (for the signal handler). */
 #define HR_WAKE_MAGIC 0x48527761
-
-/* Blocks the calling thread for good: returns -1 with EINTR only when the
- * app's signal handling expects accept() to be interrupted. */
-int hr_park(void);
 
 /* Makes the app see end-of-input on connections that are between requests.
  * Returns how many it closed. */
 int hr_drain_close_idle(void);
 
 void hr_drain_after_fork_child(void);
-
-
 
 /* Whether unlink(path) must be skipped: in a successor, path is the live
  * inherited socket; in a generation that handed over, path is a listener's

@@ -11,6 +11,7 @@ _Atomic uint32_t *hr_fds;
 _Atomic uint64_t *hr_fd_ids;
 int hr_fds_size;
 _Atomic int hr_fds_hiwater = -1;
+_Atomic uint32_t *hr_fd_stamps;
 
 /* Sized from the hard fd limit so an app that raises its soft limit stays
  * covered; MAP_NORESERVE keeps untouched pages free. */
@@ -27,15 +28,20 @@ void hr_fdtable_init(void)
 		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	void *ids = mmap(NULL, size * sizeof(uint64_t), PROT_READ | PROT_WRITE,
 			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-	if (p == MAP_FAILED || ids == MAP_FAILED) {
+	void *stamps = mmap(NULL, size * sizeof(uint32_t), PROT_READ | PROT_WRITE,
+			    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (p == MAP_FAILED || ids == MAP_FAILED || stamps == MAP_FAILED) {
 		if (p != MAP_FAILED)
 			munmap(p, size * sizeof(uint32_t));
 		if (ids != MAP_FAILED)
 			munmap(ids, size * sizeof(uint64_t));
+		if (stamps != MAP_FAILED)
+			munmap(stamps, size * sizeof(uint32_t));
 		return; /* every fd then passes through untracked */
 	}
 	hr_fds = p;
 	hr_fd_ids = ids;
+	hr_fd_stamps = stamps;
 	hr_fds_size = (int)size;
 }
 
@@ -86,4 +92,10 @@ int hr_fd_same(int fd)
 	if (fstat(fd, &st) < 0)
 		return 0;
 	return !id || (uint64_t)st.st_ino == id;
+}
+
+void hr_fd_clear(int fd, uint32_t bits)
+{
+	if (fd >= 0 && fd < hr_fds_size)
+		atomic_fetch_and_explicit(&hr_fds[fd], ~bits, memory_order_acq_rel);
 }

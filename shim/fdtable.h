@@ -15,9 +15,13 @@ enum hr_fd_kind {
 };
 
 #define HR_FD_KIND_MASK 0x7u
-#define HR_FD_NONBLOCK 0x8u	  /* listener: the app's view of O_NONBLOCK */
+#define HR_FD_NONBLOCK 0x8u	  /* listener: the app's view of O_NONBLOCK;
+				   * connection: O_NONBLOCK as last seen */
 #define HR_FD_HAS_LISTENER 0x10u /* epoll: the app registered a listener */
 #define HR_FD_SHUT_READ 0x20u    /* connection: drain shut its read side */
+#define HR_FD_APP_SHUT 0x40u     /* listener: the app shut it down after accepting stopped */
+#define HR_FD_READ_WAIT 0x80u    /* connection: the app's last read found nothing or
+				  * blocks, and it sent nothing since (idle.h) */
 
 extern _Atomic uint32_t *hr_fds;
 /* The socket inode of each tracked connection and listener, recorded when
@@ -26,6 +30,8 @@ extern _Atomic uint32_t *hr_fds;
 extern _Atomic uint64_t *hr_fd_ids;
 extern int hr_fds_size;
 extern _Atomic int hr_fds_hiwater; /* highest fd ever tracked, bounds scans */
+/* Per fd, CLOCK_MONOTONIC_COARSE in ms when HR_FD_READ_WAIT was last set. */
+extern _Atomic uint32_t *hr_fd_stamps;
 
 void hr_fdtable_init(void);
 
@@ -46,8 +52,9 @@ static inline unsigned hr_fd_kind(uint32_t state)
  * (one fstat); returns the previous state. */
 uint32_t hr_fd_set(int fd, uint32_t state);
 
-/* Adds flag bits to a tracked fd without changing its kind. */
+/* Adds or removes flag bits of a tracked fd without changing its kind. */
 void hr_fd_or(int fd, uint32_t bits);
+void hr_fd_clear(int fd, uint32_t bits);
 
 /* Whether fd still refers to the connection or listener recorded for it.
  * When it does not, the caller forgets the entry instead of acting on it. */

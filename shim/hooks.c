@@ -8,6 +8,7 @@
 #include "drain.h"
 #include "fdtable.h"
 #include "gen.h"
+#include "idle.h"
 #include "inherit.h"
 #include "libc.h"
 #include "listeners.h"
@@ -47,7 +48,8 @@ static uint32_t hr_claim_if_inherited(int fd, uint32_t st)
 static void hr_fd_copy(int oldfd, int newfd)
 {
 	uint32_t st = hr_claim_if_inherited(oldfd, hr_fd_get(oldfd));
-	hr_fd_set(newfd, hr_fd_kind(st) == HR_FD_SHIM ? HR_FD_NONE : st & ~HR_FD_SHUT_READ);
+	hr_fd_set(newfd, hr_fd_kind(st) == HR_FD_SHIM ? HR_FD_NONE
+						      : st & ~(HR_FD_SHUT_READ | HR_FD_READ_WAIT));
 }
 
 HR_EXPORT int socket(int domain, int type, int protocol)
@@ -109,6 +111,8 @@ HR_EXPORT int close(int fd)
 			return -1;
 		}
 		hr_fd_set(fd, HR_FD_NONE);
+		if (hr_fd_kind(st) == HR_FD_LISTENER)
+			hr_listener_closed(fd);
 	}
 	return hr_real.close(fd);
 }
@@ -170,11 +174,8 @@ HR_EXPORT int shutdown(int fd, int how)
 {
 	hr_libc_init();
 	/* An old generation's listener is the successor's too. */
-	if (hr_active && hr_fd_kind(hr_fd_get(fd)) == HR_FD_LISTENER &&
-	    hr_gen_phase() == HR_PHASE_DRAINING) {
-		hr_debug("shutdown of listener fd %d skipped: the successor uses it", fd);
+	if (hr_active && hr_fd_kind(hr_fd_get(fd)) == HR_FD_LISTENER && hr_listener_shutdown(fd))
 		return 0;
-	}
 	return hr_real.shutdown(fd, how);
 }
 
@@ -220,6 +221,8 @@ static int hr_fcntl(int fd, int cmd, void *arg)
 	int r = hr_real.fcntl(fd, cmd, arg);
 	if (r >= 0 && (cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC))
 		hr_fd_copy(fd, r);
+	if (r >= 0 && cmd == F_SETFL)
+		hr_idle_note_nonblock(fd, ((int)(intptr_t)arg & O_NONBLOCK) != 0);
 	return r;
 }
 
@@ -255,6 +258,8 @@ HR_EXPORT int ioctl(int fd, unsigned long request, ...)
 		if (!on)
 			return 0; /* the shared description keeps O_NONBLOCK */
 	}
+	if (hr_active && request == FIONBIO && arg)
+		hr_idle_note_nonblock(fd, *(int *)arg);
 	return hr_real.ioctl(fd, request, arg);
 }
 
@@ -546,6 +551,132 @@ HR_EXPORT int remove(const char *path)
 	if (hr_active && hr_drain_keeps_path(AT_FDCWD, path))
 		return 0;
 	return hr_real.remove(path);
+}
+
+/* Reads and sends: on connections they tell whether the app waits for the
+ * next request (idle.h); on anything else they only forward. */
+HR_EXPORT ssize_t read(int fd, void *buf, size_t n)
+{
+	hr_libc_init();
+	uint32_t st = hr_idle_read_begin(fd, 0);
+	ssize_t r = hr_real.read(fd, buf, n);
+	hr_idle_read_end(fd, st, r);
+	return r;
+}
+
+HR_EXPORT ssize_t __read_chk(int fd, void *buf, size_t n, size_t buflen)
+{
+	hr_libc_init();
+	uint32_t st = hr_idle_read_begin(fd, 0);
+	ssize_t r = hr_real.__read_chk(fd, buf, n, buflen);
+	hr_idle_read_end(fd, st, r);
+	return r;
+}
+
+HR_EXPORT ssize_t readv(int fd, const struct iovec *iov, int iovcnt)
+{
+	hr_libc_init();
+	uint32_t st = hr_idle_read_begin(fd, 0);
+	ssize_t r = hr_real.readv(fd, iov, iovcnt);
+	hr_idle_read_end(fd, st, r);
+	return r;
+}
+
+HR_EXPORT ssize_t recv(int fd, void *buf, size_t n, int flags)
+{
+	hr_libc_init();
+	uint32_t st = hr_idle_read_begin(fd, flags & MSG_DONTWAIT);
+	ssize_t r = hr_real.recv(fd, buf, n, flags);
+	hr_idle_read_end(fd, st, r);
+	return r;
+}
+
+HR_EXPORT ssize_t __recv_chk(int fd, void *buf, size_t n, size_t buflen, int flags)
+{
+	hr_libc_init();
+	uint32_t st = hr_idle_read_begin(fd, flags & MSG_DONTWAIT);
+	ssize_t r = hr_real.__recv_chk(fd, buf, n, buflen, flags);
+	hr_idle_read_end(fd, st, r);
+	return r;
+}
+
+HR_EXPORT ssize_t recvfrom(int fd, void *buf, size_t n, int flags, struct sockaddr *addr,
+			   socklen_t *len)
+{
+	hr_libc_init();
+	uint32_t st = hr_idle_read_begin(fd, flags & MSG_DONTWAIT);
+	ssize_t r = hr_real.recvfrom(fd, buf, n, flags, addr, len);
+	hr_idle_read_end(fd, st, r);
+	return r;
+}
+
+HR_EXPORT ssize_t __recvfrom_chk(int fd, void *buf, size_t n, size_t buflen, int flags,
+				 struct sockaddr *addr, socklen_t *len)
+{
+	hr_libc_init();
+	uint32_t st = hr_idle_read_begin(fd, flags & MSG_DONTWAIT);
+	ssize_t r = hr_real.__recvfrom_chk(fd, buf, n, buflen, flags, addr, len);
+	hr_idle_read_end(fd, st, r);
+	return r;
+}
+
+HR_EXPORT ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
+{
+	hr_libc_init();
+	uint32_t st = hr_idle_read_begin(fd, flags & MSG_DONTWAIT);
+	ssize_t r = hr_real.recvmsg(fd, msg, flags);
+	hr_idle_read_end(fd, st, r);
+	return r;
+}
+
+HR_EXPORT ssize_t write(int fd, const void *buf, size_t n)
+{
+	hr_libc_init();
+	hr_idle_send(fd);
+	return hr_real.write(fd, buf, n);
+}
+
+HR_EXPORT ssize_t writev(int fd, const struct iovec *iov, int iovcnt)
+{
+	hr_libc_init();
+	hr_idle_send(fd);
+	return hr_real.writev(fd, iov, iovcnt);
+}
+
+HR_EXPORT ssize_t send(int fd, const void *buf, size_t n, int flags)
+{
+	hr_libc_init();
+	hr_idle_send(fd);
+	return hr_real.send(fd, buf, n, flags);
+}
+
+HR_EXPORT ssize_t sendto(int fd, const void *buf, size_t n, int flags, const struct sockaddr *addr,
+			 socklen_t len)
+{
+	hr_libc_init();
+	hr_idle_send(fd);
+	return hr_real.sendto(fd, buf, n, flags, addr, len);
+}
+
+HR_EXPORT ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
+{
+	hr_libc_init();
+	hr_idle_send(fd);
+	return hr_real.sendmsg(fd, msg, flags);
+}
+
+HR_EXPORT ssize_t sendfile(int out, int in, off_t *offset, size_t n)
+{
+	hr_libc_init();
+	hr_idle_send(out);
+	return hr_real.sendfile(out, in, offset, n);
+}
+
+HR_EXPORT ssize_t sendfile64(int out, int in, off_t *offset, size_t n)
+{
+	hr_libc_init();
+	hr_idle_send(out);
+	return hr_real.sendfile64(out, in, offset, n);
 }
 
 /* Runtimes (libuv) issue some calls through syscall(): route those to the

@@ -15,11 +15,14 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <sys/un.h>
 
 void hr_listener_adopt(int fd, int app_nonblock, int inherited)
@@ -65,18 +68,120 @@ void hr_listener_on_listen(int fd)
 	hr_listener_adopt(fd, fl >= 0 && (fl & O_NONBLOCK), 0);
 }
 
+/* What accept() gives the app once it closed or shut down a listener its
+ * threads wait on: 0 while the listener is intact. */
+static int hr_listener_gone(int fd)
+{
+	uint32_t st = hr_fd_get(fd);
+	if (hr_fd_kind(st) != HR_FD_LISTENER)
+		return EBADF;
+	return (st & HR_FD_APP_SHUT) ? EINVAL : 0;
+}
+
+/* Milliseconds left of the app's receive timeout (SO_RCVTIMEO) on fd, -1
+ * when it has none. *deadline is 0 before the first wait of a call, then
+ * the moment the timeout ends. */
+static int hr_timeout_left(int fd, long long *deadline)
+{
+	long long now = hr_now_ms();
+	if (!*deadline) {
+		struct timeval tv;
+		socklen_t len = sizeof tv;
+		if (getsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, &len) < 0 ||
+		    (tv.tv_sec == 0 && tv.tv_usec == 0))
+			return -1;
+		*deadline = now + (long long)tv.tv_sec * 1000 + (tv.tv_usec + 999) / 1000;
+	}
+	long long left = *deadline - now;
+	return left <= 0 ? 0 : left > INT_MAX ? INT_MAX : (int)left;
+}
+
+/* Undoes the accounting of an accept() the app's thread was cancelled in. */
+static void hr_accept_cancelled(void *blocking)
+{
+	if (blocking)
+		hr_accept_leave();
+	hr_gen_accepting_add(-1);
+}
+
+/* One accept() while the generation accepts. The thread publishes itself
+ * before it checks the phase again, so a drain that starts meanwhile
+ * either is seen here or sees the thread (and interrupts its accept()). */
+static int hr_accept_once(int fd, struct sockaddr *addr, socklen_t *len, int flags, int nonblock)
+{
+	int r = -1;
+	/* Counted from before the call until the connection is tracked, so a
+	 * drain never ends between the two. */
+	hr_gen_accepting_add(1);
+	if (!nonblock) {
+		hr_accept_enter(HR_IN_ACCEPT);
+		if (atomic_load(&hr_gen->phase) != HR_PHASE_RUNNING) {
+			hr_accept_leave();
+			hr_gen_accepting_add(-1);
+			errno = EINTR;
+			return -1;
+		}
+	}
+	pthread_cleanup_push(hr_accept_cancelled, (void *)(long)!nonblock);
+	r = hr_real.accept4(fd, addr, len, flags);
+	pthread_cleanup_pop(0);
+	int err = errno;
+	if (!nonblock)
+		hr_accept_leave();
+	if (r >= 0)
+		hr_fd_set(r, HR_FD_CONN | ((flags & SOCK_NONBLOCK) ? HR_FD_NONBLOCK : 0));
+	hr_gen_accepting_add(-1);
+	errno = err;
+	return r;
+}
+
+static void hr_park_cancelled(void *unused)
+{
+	(void)unused;
+	hr_accept_leave();
+}
+
+/* Blocks the calling thread while the generation no longer accepts, as a
+ * blocking accept() that never gets a connection. Returns -1 with what
+ * that accept() would return: EBADF or EINVAL once the app closed or shut
+ * down fd, EINTR when an app handler without SA_RESTART ran, EAGAIN when
+ * the app's receive timeout passed. */
+static int hr_park(int fd, long long *deadline)
+{
+	int err = 0;
+	hr_accept_enter(HR_IN_PARK);
+	pthread_cleanup_push(hr_park_cancelled, NULL);
+	while (!(err = hr_listener_gone(fd))) {
+		hr_shim_signal_only = 0;
+		if (hr_real.poll(NULL, 0, hr_timeout_left(fd, deadline)) == 0)
+			err = EAGAIN;
+		else if (errno == EINTR && !hr_shim_signal_only && !hr_app_restarts_syscalls())
+			err = EINTR;
+		if (err)
+			break;
+	}
+	pthread_cleanup_pop(1);
+	errno = err;
+	return -1;
+}
+
 /* Waits until fd is readable or the generation stops accepting, for an app
  * that believes the listener blocks while another process made the shared
- * description non-blocking. Returns -1 with EINTR when the app must see it. */
-static int hr_wait_acceptable(int fd)
+ * description non-blocking. Returns -1 with EINTR when the app must see it,
+ * with EAGAIN when the app's receive timeout passed. */
+static int hr_wait_acceptable(int fd, long long *deadline)
 {
 	struct pollfd p[2] = { { .fd = fd, .events = POLLIN },
 			       { .fd = hr_gen ? atomic_load(&hr_gen->wake_fd) : -1,
 				 .events = POLLIN } };
 	for (;;) {
-		int r = hr_real.poll(p, p[1].fd >= 0 ? 2 : 1, -1);
-		if (r >= 0)
+		int r = hr_real.poll(p, p[1].fd >= 0 ? 2 : 1, hr_timeout_left(fd, deadline));
+		if (r > 0)
 			return 0;
+		if (r == 0) {
+			errno = EAGAIN;
+			return -1;
+		}
 		if (errno != EINTR)
 			return -1;
 		if (!hr_gen_accepting())
@@ -89,6 +194,7 @@ static int hr_wait_acceptable(int fd)
 int hr_listener_accept(int fd, uint32_t state, struct sockaddr *addr, socklen_t *len, int flags)
 {
 	int nonblock = (state & HR_FD_NONBLOCK) != 0;
+	long long deadline = 0;
 	hr_ready_note_waiting();
 	hr_agent_ensure_worker();
 	for (;;) {
@@ -97,37 +203,49 @@ int hr_listener_accept(int fd, uint32_t state, struct sockaddr *addr, socklen_t 
 				errno = EAGAIN;
 				return -1;
 			}
-			if (hr_park() < 0)
-				return -1;
-			continue;
+			return hr_park(fd, &deadline);
 		}
-		/* Counted from before the call until the connection is tracked, so
-		 * a drain never ends between the two. */
-		hr_gen_accepting_add(1);
-		if (!nonblock)
-			hr_accept_enter();
-		int r = hr_real.accept4(fd, addr, len, flags);
-		int err = errno;
-		if (!nonblock)
-			hr_accept_leave();
-		if (r >= 0)
-			hr_fd_set(r, HR_FD_CONN);
-		hr_gen_accepting_add(-1);
+		int r = hr_accept_once(fd, addr, len, flags, nonblock);
 		if (r >= 0)
 			return r;
+		int err = errno;
 		/* Stopped accepting while this call was under way: our wake signal
 		 * (EINTR) or a graceful stop's shutdown (EINVAL) ended it. The app
 		 * sees no error; the loop parks or reports EAGAIN. */
 		if (!hr_gen_accepting())
 			continue;
 		if (!nonblock && (err == EAGAIN || err == EWOULDBLOCK)) {
-			if (hr_wait_acceptable(fd) < 0)
+			/* On a blocking description only the app's SO_RCVTIMEO ends
+			 * accept() with EAGAIN; otherwise another process made it
+			 * non-blocking and the wait is ours, within that timeout. */
+			int real = hr_real.fcntl(fd, F_GETFL);
+			if (real >= 0 && !(real & O_NONBLOCK)) {
+				errno = err;
+				return -1;
+			}
+			if (hr_wait_acceptable(fd, &deadline) < 0)
 				return -1;
 			continue;
 		}
 		errno = err;
 		return -1;
 	}
+}
+
+void hr_listener_closed(int fd)
+{
+	(void)fd; /* the state of fd already says so */
+	if (!hr_gen_accepting())
+		hr_accept_wake_parked();
+}
+
+int hr_listener_shutdown(int fd)
+{
+	if (hr_gen_accepting())
+		return 0;
+	hr_fd_or(fd, HR_FD_APP_SHUT);
+	hr_accept_wake_parked();
+	return hr_gen_phase() == HR_PHASE_DRAINING;
 }
 
 int hr_listener_setfl(int fd, int flags)

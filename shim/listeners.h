@@ -21,6 +21,15 @@ void hr_listener_on_listen(int fd);
  * generation stopped accepting. */
 int hr_listener_accept(int fd, uint32_t state, struct sockaddr *addr, socklen_t *len, int flags);
 
+/* After the app closed listener fd (its state already cleared): parked
+ * accept() calls on it return EBADF. Async-signal-safe. */
+void hr_listener_closed(int fd);
+/* The app's shutdown() of listener fd: once the generation stopped
+ * accepting, parked accept() calls on it return EINVAL. Returns 1 when the
+ * real shutdown must be skipped (the successor serves that listener).
+ * Async-signal-safe. */
+int hr_listener_shutdown(int fd);
+
 /* F_SETFL / FIONBIO on a listener: records the app's view and returns the
  * flags to apply to the shared open file description, which keeps
  * O_NONBLOCK once any process needs it. */

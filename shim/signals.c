@@ -22,6 +22,8 @@ static struct {
 	struct sigaction app;
 } hr_sig[_NSIG];
 
+__thread volatile sig_atomic_t hr_shim_signal_only __attribute__((tls_model("initial-exec")));
+
 /* Signals whose app handler lacks SA_RESTART, as bits. */
 static _Atomic unsigned long long hr_norestart;
 
@@ -90,11 +92,13 @@ static void hr_on_signal(int sig, siginfo_t *si, void *uc)
 	int saved = errno;
 	if (sig == hr_cfg.wake_signal && si && si->si_code == SI_QUEUE &&
 	    si->si_value.sival_int == HR_WAKE_MAGIC) {
+		hr_shim_signal_only = 1;
 		errno = saved;
 		return;
 	}
 	if ((sig == hr_cfg.restart_signal || sig == hr_cfg.stop_signal) && hr_is_owner() &&
 	    hr_agent_signal(sig)) {
+		hr_shim_signal_only = 1;
 		errno = saved;
 		return;
 	}

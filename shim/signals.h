@@ -23,6 +23,12 @@ int hr_signals_sigaction(int sig, const struct sigaction *act, struct sigaction 
  * own stop path runs. Returns 0 when the app ignores sig. */
 int hr_signals_deliver_to_app(int sig);
 
+/* Set by the shim's handler in the thread it ran on when the signal was
+ * the shim's alone (its wake, a restart or stop request for the agent):
+ * clear it before a wait to tell, at EINTR, whether an app handler ran. */
+extern __thread volatile sig_atomic_t hr_shim_signal_only
+	__attribute__((tls_model("initial-exec")));
+
 /* Whether a syscall interrupted by a signal would be restarted for the app
  * (every handler it installed has SA_RESTART). */
 int hr_app_restarts_syscalls(void);

@@ -1,0 +1,95 @@
+#include "idle.h"
+
+#include "libc.h"
+
+#include <errno.h>
+#include <linux/sockios.h>
+#include <linux/tcp.h>
+#include <netinet/in.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <time.h>
+
+static uint32_t hr_coarse_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+	return (uint32_t)((uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000);
+}
+
+uint32_t hr_idle_mark_waiting(int fd, uint32_t state)
+{
+	/* The stamp first: whoever sees the bit sees its stamp. */
+	atomic_store_explicit(&hr_fd_stamps[fd], hr_coarse_ms(), memory_order_relaxed);
+	hr_fd_or(fd, HR_FD_READ_WAIT);
+	return state | HR_FD_READ_WAIT;
+}
+
+void hr_idle_read_done(int fd, ssize_t r)
+{
+	int saved = errno;
+	if (r >= 0) {
+		hr_fd_clear(fd, HR_FD_READ_WAIT); /* input came: a request is being served */
+	} else if (saved == EAGAIN || saved == EWOULDBLOCK) {
+		/* Nothing there. On a descriptor we took for blocking, this was
+		 * O_NONBLOCK set behind our back (or SO_RCVTIMEO): either way,
+		 * later reads return at once and are marked after the fact. */
+		atomic_store_explicit(&hr_fd_stamps[fd], hr_coarse_ms(), memory_order_relaxed);
+		hr_fd_or(fd, HR_FD_READ_WAIT | HR_FD_NONBLOCK);
+	}
+	errno = saved;
+}
+
+void hr_idle_note_nonblock(int fd, int nonblock)
+{
+	if (hr_fd_kind(hr_fd_get(fd)) != HR_FD_CONN)
+		return;
+	if (nonblock)
+		hr_fd_or(fd, HR_FD_NONBLOCK);
+	else
+		hr_fd_clear(fd, HR_FD_NONBLOCK);
+}
+
+/* Half a tick of the coarse clock (which is also the granularity of the
+ * kernel's tcpi_last_data_sent): two instants within it are taken as one. */
+static uint32_t hr_same_instant_ms(void)
+{
+	static uint32_t half_tick_ms = UINT32_MAX;
+	if (half_tick_ms == UINT32_MAX) {
+		struct timespec res;
+		half_tick_ms = clock_getres(CLOCK_MONOTONIC_COARSE, &res) == 0
+				       ? (uint32_t)(res.tv_nsec / 2000000)
+				       : 2;
+	}
+	return half_tick_ms;
+}
+
+int hr_idle_conn(int fd)
+{
+	uint32_t st = hr_fd_get(fd);
+	if (!(st & HR_FD_READ_WAIT))
+		return 0;
+	uint32_t waiting_ms = hr_coarse_ms() - atomic_load_explicit(&hr_fd_stamps[fd],
+								    memory_order_relaxed);
+	struct tcp_info ti;
+	socklen_t len = sizeof ti;
+	memset(&ti, 0, sizeof ti);
+	if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) < 0) {
+		if (errno == EBADF || errno == ENOTSOCK)
+			hr_fd_set(fd, HR_FD_NONE); /* closed behind our back */
+		return 0;
+	}
+	/* Used (something was exchanged), and no byte sent since the app
+	 * began to wait: the send hooks clear the bit, this catches sends
+	 * they do not see (sendfile through splice, io_uring). */
+	if (ti.tcpi_state != 1 /* TCP_ESTABLISHED */ || ti.tcpi_bytes_received == 0 ||
+	    ti.tcpi_bytes_acked == 0 || ti.tcpi_last_data_sent + hr_same_instant_ms() < waiting_ms)
+		return 0;
+	/* Nothing unread, nothing unsent. Sent but unacknowledged bytes do not
+	 * count (SIOCOUTQ would): a busy client acknowledges an answer with
+	 * its next request, so they are there between any two requests. */
+	int unread = 0, unsent = 0;
+	return hr_real.ioctl(fd, FIONREAD, &unread) == 0 && unread == 0 &&
+	       hr_real.ioctl(fd, SIOCOUTQNSD, &unsent) == 0 && unsent == 0;
+}

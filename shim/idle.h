@@ -1,0 +1,49 @@
+/* Idle connections: the app provably waits for the next request. Its most
+ * recent read on the connection found nothing (EAGAIN) or is blocked right
+ * now, it sent nothing since, and nothing is left to read or to send. The read
+ * and send hooks keep the first two facts per fd (HR_FD_READ_WAIT and its
+ * stamp); the drain checks the rest. Steady state: one table load and a
+ * branch per call; an atomic and a coarse clock read (vDSO) only when the
+ * fact changes. */
+#ifndef HR_IDLE_H
+#define HR_IDLE_H
+
+#include "fdtable.h"
+
+#include <sys/types.h>
+
+/* Out of line: the rare transitions. */
+uint32_t hr_idle_mark_waiting(int fd, uint32_t state);
+void hr_idle_read_done(int fd, ssize_t r);
+
+/* Before a read-family call on fd: a read that may block counts as waiting
+ * while it is under way. Returns what hr_idle_read_end needs. */
+static inline uint32_t hr_idle_read_begin(int fd, int dontwait)
+{
+	uint32_t st = hr_fd_get(fd);
+	if (hr_fd_kind(st) == HR_FD_CONN && !(st & HR_FD_NONBLOCK) && !dontwait)
+		st = hr_idle_mark_waiting(fd, st);
+	return st;
+}
+
+/* After it returned r (errno set by it); keeps errno. */
+static inline void hr_idle_read_end(int fd, uint32_t state, ssize_t r)
+{
+	if (hr_fd_kind(state) == HR_FD_CONN && (r < 0 || (state & HR_FD_READ_WAIT)))
+		hr_idle_read_done(fd, r);
+}
+
+/* Before a send-family call on fd: the app answers, so it no longer waits. */
+static inline void hr_idle_send(int fd)
+{
+	if (hr_fd_get(fd) & HR_FD_READ_WAIT)
+		hr_fd_clear(fd, HR_FD_READ_WAIT);
+}
+
+/* The app changed O_NONBLOCK of fd (F_SETFL, FIONBIO). */
+void hr_idle_note_nonblock(int fd, int nonblock);
+
+/* Whether connection fd is idle by the rule above (TCP only). */
+int hr_idle_conn(int fd);
+
+#endif
