@@ -17,6 +17,8 @@
 /* Set by the shim for a successor; not meant for operators. */
 #define HR_ENV_GENERATION "HOTRESTART_GENERATION"
 #define HR_ENV_READY_FD "HOTRESTART_READY_FD"
+/* Set by the spawner for a successor: older generations' processes. */
+#define HR_ENV_OLD_PIDS "HOTRESTART_OLD_PIDS"
 
 #define HR_DEFAULT_DRAIN_TIMEOUT 30.0
 #define HR_DEFAULT_READY_TIMEOUT 30.0
