@@ -144,6 +144,23 @@ int hr_guards_hides_proc_path(const char *path)
 	return hr_guards_is_old((pid_t)pid);
 }
 
+int hr_guards_group_kill(pid_t pgrp, int sig)
+{
+	int sent = 0;
+	for (int i = 0; i < HR_GEN_SLOTS; i++) {
+		pid_t pid = atomic_load(&hr_gen->slots[i].pid);
+		if (pid && hr_pid_alive(pid) && getpgid(pid) == pgrp && hr_real.kill(pid, sig) == 0)
+			sent++;
+	}
+	hr_info("signal %d to process group %d sent to this generation's %d process%s only: "
+		"the successor shares the group", sig, (int)pgrp, sent, sent == 1 ? "" : "es");
+	if (!sent) {
+		errno = ESRCH;
+		return -1;
+	}
+	return 0;
+}
+
 /* The PID a pid file holds ("1234", blanks around it), or 0. */
 static pid_t hr_pid_in_text(const char *text)
 {

@@ -11,6 +11,7 @@
 #include <fcntl.h>
 #include <stddef.h>
 #include <sys/types.h>
+#include <unistd.h>
 
 /* A process of an older generation: its PID and its start time (field 22
  * of /proc/PID/stat, clock ticks after boot), so a reused PID never
@@ -43,6 +44,16 @@ int hr_guards_is_old(pid_t pid);
  * is not sent either (it would end the old generation mid-drain, which is
  * hotrestart's to end). */
 int hr_guards_hides_pid(pid_t pid, int sig);
+
+/* In a generation that handed over while its successor shares its process
+ * group (the in-process spawner keeps it there): a signal to the whole
+ * group, as apache's shutdown sends, goes to this generation's own
+ * processes only. Returns what kill() returns. */
+int hr_guards_group_kill(pid_t pgrp, int sig);
+static inline int hr_guards_is_own_group(pid_t pgrp)
+{
+	return pgrp == 0 || pgrp == getpgrp();
+}
 
 /* Whether path is /proc/PID or below for an older generation's PID. The
  * inline part is all that other paths cost. */

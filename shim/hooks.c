@@ -645,8 +645,22 @@ static int hr_hidden_pid(pid_t pid, int sig)
 	return 0;
 }
 
+HR_EXPORT int killpg(pid_t pgrp, int sig)
+{
+	hr_libc_init();
+	if (pgrp < 0) {
+		errno = EINVAL;
+		return -1;
+	}
+	if (hr_active && hr_gen_phase() == HR_PHASE_DRAINING && hr_guards_is_own_group(pgrp))
+		return hr_guards_group_kill(getpgrp(), sig);
+	return hr_real.kill(-pgrp, sig);
+}
+
 HR_EXPORT int kill(pid_t pid, int sig)
 {
+	if (pid <= 0 && pid != -1)
+		return killpg(-pid, sig);
 	return hr_hidden_pid(pid, sig) ? -1 : hr_real.kill(pid, sig);
 }
 
