@@ -96,12 +96,12 @@ class HttpLoad:
 
 
 def restart_and_stop(env, name, cmd, make_load, restarts=3, duration=6.0, extra_env=None,
-                     after=None, ready_timeout=15):
+                     after=None, ready_timeout=15, app_log=None):
     """Restarts cmd under load `restarts` times: every restart succeeds and
     changes the PID, no client error. Then `after(srv, pids)`, a graceful
     stop, and no process of any generation may be left."""
     srv = Server(env, name, cmd, drain_timeout=10, ready_timeout=ready_timeout,
-                 extra_env=extra_env)
+                 extra_env=extra_env, app_log=app_log)
     pids = [srv.wait_ready(ready_timeout)]
     load = make_load(duration + 2)
     start = time.monotonic()
@@ -208,6 +208,7 @@ def apache_test(mpm):
         with open(conf, "w") as f:
             f.write("ServerRoot %s\nServerName localhost\n"
                     "LoadModule mpm_%s_module /usr/lib/apache2/modules/mod_mpm_%s.so\n"
+                    "LoadModule authz_core_module /usr/lib/apache2/modules/mod_authz_core.so\n"
                     "User www-data\nGroup www-data\nListen 127.0.0.1:%d\n"
                     "PidFile %s\nErrorLog %s\nDefaultRuntimeDir %s\nDocumentRoot %s\n%s"
                     % (env.tmp, mpm, mpm, port, env.path("httpd.pid"),
@@ -216,7 +217,8 @@ def apache_test(mpm):
         # -k start is where apache checks its PidFile: "httpd (pid N) already running".
         return restart_and_stop(env, "apache2 " + mpm, [apache, "-f", conf, "-k", "start",
                                                         "-DFOREGROUND"],
-                                http_load(port, "/index.html"))
+                                http_load(port, "/index.html"),
+                                app_log=env.path("httpd-error.log"))
     return test
 
 
@@ -273,7 +275,8 @@ def test_squid(env):
     squid = shutil.which("squid") or "/usr/sbin/squid"
     # Squid serves its own icons: a 200 with a Content-Length, no origin needed.
     return restart_and_stop(env, "squid", [squid, "-N", "-f", conf],
-                            http_load(port, "/squid-internal-static/icons/SN.png", 4))
+                            http_load(port, "/squid-internal-static/icons/SN.png", 4),
+                            app_log=cache_log)
 
 
 test_data_lock_is_not_shared.quick = True
