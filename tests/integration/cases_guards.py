@@ -231,10 +231,13 @@ def test_gunicorn(env):
                 "                              ('Content-Length', str(len(body)))])\n"
                 "    return [body]\n")
     gunicorn = shutil.which("gunicorn") or "/usr/bin/gunicorn"
+    # An old master waits up to --graceful-timeout for its idle sync workers
+    # (they sleep in select), and a restart waits for the previous drain.
     return restart_and_stop(env, "gunicorn", [gunicorn, "-p", env.path("gunicorn-own.pid"),
-                                              "-w", "2", "-b", "127.0.0.1:%d" % port,
-                                              "--chdir", env.tmp, "app:application"],
-                            http_load(port, connections=4))
+                                              "-w", "2", "--graceful-timeout", "2", "-b",
+                                              "127.0.0.1:%d" % port, "--chdir", env.tmp,
+                                              "app:application"],
+                            http_load(port, connections=4), duration=12.0)
 
 
 def writable_by_daemon(env):
@@ -274,8 +277,11 @@ def test_squid(env):
                 "visible_hostname localhost\n" % (port, own_pid, cache_log, env.tmp))
     squid = shutil.which("squid") or "/usr/sbin/squid"
     # Squid serves its own icons: a 200 with a Content-Length, no origin needed.
+    # A small one: squid writes bodies in 4 KiB steps, and between two steps
+    # the drain can take the connection for idle (README, known limits).
     return restart_and_stop(env, "squid", [squid, "-N", "-f", conf],
-                            http_load(port, "/squid-internal-static/icons/SN.png", 4),
+                            http_load(port, "/squid-internal-static/icons/silk/bullet_red.png",
+                                      4),
                             app_log=cache_log)
 
 
