@@ -4,7 +4,8 @@
 set -euo pipefail
 
 PACKAGES=(build-essential pkg-config libcriterion-dev python3 lighttpd nginx wrk gnuplot-nox
-          strace nodejs systemd iproute2 procps curl tini supervisor runit golang-go)
+          strace nodejs systemd iproute2 procps curl tini supervisor runit golang-go
+          apache2 gunicorn pgbouncer squid)
 POLICY=/usr/sbin/policy-rc.d
 
 die() { echo "install-deps: $*" >&2; exit 1; }
@@ -53,7 +54,7 @@ APT=("${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Time
 "${APT[@]}" install -y --no-install-recommends "${missing[@]}" \
     || die "apt-get install failed for: ${missing[*]}"
 
-for daemon in nginx lighttpd; do
+for daemon in nginx lighttpd apache2 pgbouncer squid; do
     if pids=$(pgrep -x -P 1 "$daemon"); then
         echo "install-deps: warning: a system $daemon daemon is running (pid ${pids//$'\n'/ });" \
              "it may hold port 80 during tests" >&2

@@ -21,6 +21,7 @@
 #define HR_ENV_KEEPER_FD "HOTRESTART_KEEPER_FD"
 #define HR_ENV_GEN_FD "HOTRESTART_GEN_FD"
 #define HR_ENV_WAKE_FD "HOTRESTART_WAKE_FD"
+/* Set by the spawner for a successor: older generations' processes. */
 #define HR_ENV_OLD_PIDS "HOTRESTART_OLD_PIDS"
 
 #define HR_DEFAULT_DRAIN_TIMEOUT 30.0

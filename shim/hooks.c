@@ -9,6 +9,7 @@
 #include "fdtable.h"
 #include "gen.h"
 #include "idle.h"
+#include "guards.h"
 #include "inherit.h"
 #include "libc.h"
 #include "listeners.h"
@@ -21,6 +22,7 @@
 #include <fcntl.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/ioctl.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -211,6 +213,8 @@ static int hr_fcntl(int fd, int cmd, void *arg)
 	hr_libc_init();
 	if (!hr_active)
 		return hr_real.fcntl(fd, cmd, arg);
+	if (hr_guards_count && hr_guards_is_lock_cmd(cmd))
+		return hr_guards_fcntl_lock(fd, cmd, arg);
 	uint32_t st = hr_fd_get(fd);
 	if (hr_fd_kind(st) == HR_FD_LISTENER) {
 		if (cmd == F_SETFL)
@@ -679,6 +683,214 @@ HR_EXPORT ssize_t sendfile64(int out, int in, off_t *offset, size_t n)
 	return hr_real.sendfile64(out, in, offset, n);
 }
 
+/* What a successor sees of older generations (guards.h). Other paths and
+ * PIDs cost a couple of loads and a branch. */
+static int hr_guarded_openat(int dirfd, const char *path, int flags, mode_t mode)
+{
+	hr_libc_init();
+	if (hr_active && hr_guards_count)
+		return hr_guards_openat(dirfd, path, flags, mode);
+	return hr_real.openat(dirfd, path, flags, mode);
+}
+
+/* The mode argument is there only when the call may create a file. */
+#define HR_OPEN_MODE(flags, last)                                          \
+	({                                                                 \
+		mode_t mode_ = 0;                                          \
+		if (((flags) & O_CREAT) || ((flags) & O_TMPFILE) == O_TMPFILE) { \
+			va_list ap_;                                       \
+			va_start(ap_, last);                               \
+			mode_ = va_arg(ap_, mode_t);                       \
+			va_end(ap_);                                       \
+		}                                                          \
+		mode_;                                                     \
+	})
+
+HR_EXPORT int open(const char *path, int flags, ...)
+{
+	return hr_guarded_openat(AT_FDCWD, path, flags, HR_OPEN_MODE(flags, flags));
+}
+
+HR_EXPORT int open64(const char *path, int flags, ...)
+{
+	return hr_guarded_openat(AT_FDCWD, path, flags | O_LARGEFILE, HR_OPEN_MODE(flags, flags));
+}
+
+HR_EXPORT int openat(int dirfd, const char *path, int flags, ...)
+{
+	return hr_guarded_openat(dirfd, path, flags, HR_OPEN_MODE(flags, flags));
+}
+
+HR_EXPORT int openat64(int dirfd, const char *path, int flags, ...)
+{
+	return hr_guarded_openat(dirfd, path, flags | O_LARGEFILE, HR_OPEN_MODE(flags, flags));
+}
+
+/* _FORTIFY_SOURCE's variants, for calls that pass no mode. */
+HR_EXPORT int __open_2(const char *path, int flags)
+{
+	return hr_guarded_openat(AT_FDCWD, path, flags, 0);
+}
+
+HR_EXPORT int __open64_2(const char *path, int flags)
+{
+	return hr_guarded_openat(AT_FDCWD, path, flags | O_LARGEFILE, 0);
+}
+
+HR_EXPORT int __openat_2(int dirfd, const char *path, int flags)
+{
+	return hr_guarded_openat(dirfd, path, flags, 0);
+}
+
+HR_EXPORT int __openat64_2(int dirfd, const char *path, int flags)
+{
+	return hr_guarded_openat(dirfd, path, flags | O_LARGEFILE, 0);
+}
+
+/* 1 (errno ENOENT) when path is /proc/PID of an older generation. */
+static int hr_hidden_path(const char *path)
+{
+	hr_libc_init();
+	if (hr_active && hr_guards_hides_path(path)) {
+		errno = ENOENT;
+		return 1;
+	}
+	return 0;
+}
+
+HR_EXPORT FILE *fopen(const char *path, const char *mode)
+{
+	return hr_hidden_path(path) ? NULL : hr_real.fopen(path, mode);
+}
+
+HR_EXPORT FILE *fopen64(const char *path, const char *mode)
+{
+	return hr_hidden_path(path) ? NULL : hr_real.fopen64(path, mode);
+}
+
+HR_EXPORT DIR *opendir(const char *path)
+{
+	return hr_hidden_path(path) ? NULL : hr_real.opendir(path);
+}
+
+HR_EXPORT int stat(const char *path, struct stat *st)
+{
+	return hr_hidden_path(path) ? -1 : hr_real.fstatat(AT_FDCWD, path, st, 0);
+}
+
+HR_EXPORT int lstat(const char *path, struct stat *st)
+{
+	return hr_hidden_path(path) ? -1 : hr_real.fstatat(AT_FDCWD, path, st, AT_SYMLINK_NOFOLLOW);
+}
+
+HR_EXPORT int fstatat(int dirfd, const char *path, struct stat *st, int flags)
+{
+	return hr_hidden_path(path) ? -1 : hr_real.fstatat(dirfd, path, st, flags);
+}
+
+HR_EXPORT int stat64(const char *path, struct stat64 *st)
+{
+	return hr_hidden_path(path) ? -1 : hr_real.fstatat64(AT_FDCWD, path, st, 0);
+}
+
+HR_EXPORT int lstat64(const char *path, struct stat64 *st)
+{
+	return hr_hidden_path(path) ? -1
+				    : hr_real.fstatat64(AT_FDCWD, path, st, AT_SYMLINK_NOFOLLOW);
+}
+
+HR_EXPORT int fstatat64(int dirfd, const char *path, struct stat64 *st, int flags)
+{
+	return hr_hidden_path(path) ? -1 : hr_real.fstatat64(dirfd, path, st, flags);
+}
+
+HR_EXPORT int statx(int dirfd, const char *path, int flags, unsigned int mask, struct statx *st)
+{
+	if (hr_hidden_path(path))
+		return -1;
+	if (!hr_real.statx) {
+		errno = ENOSYS;
+		return -1;
+	}
+	return hr_real.statx(dirfd, path, flags, mask, st);
+}
+
+HR_EXPORT int access(const char *path, int mode)
+{
+	return hr_hidden_path(path) ? -1 : hr_real.faccessat(AT_FDCWD, path, mode, 0);
+}
+
+HR_EXPORT int faccessat(int dirfd, const char *path, int mode, int flags)
+{
+	return hr_hidden_path(path) ? -1 : hr_real.faccessat(dirfd, path, mode, flags);
+}
+
+/* 1 (errno ESRCH) when pid is a process of an older generation. */
+static int hr_hidden_pid(pid_t pid, int sig)
+{
+	hr_libc_init();
+	if (hr_active && hr_guards_count && hr_guards_hides_pid(pid, sig)) {
+		errno = ESRCH;
+		return 1;
+	}
+	return 0;
+}
+
+HR_EXPORT int killpg(pid_t pgrp, int sig)
+{
+	hr_libc_init();
+	if (pgrp < 0) {
+		errno = EINVAL;
+		return -1;
+	}
+	if (hr_active && hr_gen_phase() == HR_PHASE_DRAINING && hr_guards_is_own_group(pgrp))
+		return hr_guards_group_kill(getpgrp(), sig);
+	return hr_real.kill(-pgrp, sig);
+}
+
+HR_EXPORT int kill(pid_t pid, int sig)
+{
+	if (pid <= 0 && pid != -1)
+		return killpg(-pid, sig);
+	return hr_hidden_pid(pid, sig) ? -1 : hr_real.kill(pid, sig);
+}
+
+HR_EXPORT int sigqueue(pid_t pid, int sig, const union sigval value)
+{
+	return hr_hidden_pid(pid, sig) ? -1 : hr_real.sigqueue(pid, sig, value);
+}
+
+HR_EXPORT int tgkill(pid_t tgid, pid_t tid, int sig)
+{
+	return hr_hidden_pid(tgid, sig) ? -1 : (int)hr_real.syscall(SYS_tgkill, tgid, tid, sig);
+}
+
+HR_EXPORT int pidfd_open(pid_t pid, unsigned int flags)
+{
+	return hr_hidden_pid(pid, 0) ? -1 : (int)hr_real.syscall(SYS_pidfd_open, pid, flags);
+}
+
+HR_EXPORT int flock(int fd, int op)
+{
+	hr_libc_init();
+	if (hr_active && hr_guards_count)
+		return hr_guards_flock(fd, op);
+	return hr_real.flock(fd, op);
+}
+
+HR_EXPORT int lockf(int fd, int cmd, off_t len)
+{
+	hr_libc_init();
+	if (hr_active && hr_guards_count)
+		return hr_guards_lockf(fd, cmd, len);
+	return hr_real.lockf(fd, cmd, len);
+}
+
+HR_EXPORT int lockf64(int fd, int cmd, off64_t len)
+{
+	return lockf(fd, cmd, (off_t)len);
+}
+
 /* Runtimes (libuv) issue some calls through syscall(): route those to the
  * hooks above so the fd state stays true. */
 HR_EXPORT long syscall(long number, ...)
@@ -718,6 +930,12 @@ HR_EXPORT long syscall(long number, ...)
 			return listen((int)a1, (int)a2);
 		case SYS_bind:
 			return bind((int)a1, (const struct sockaddr *)a2, (socklen_t)a3);
+		case SYS_kill:
+			return kill((pid_t)a1, (int)a2);
+		case SYS_tgkill:
+			return tgkill((pid_t)a1, (pid_t)a2, (int)a3);
+		case SYS_pidfd_open:
+			return pidfd_open((pid_t)a1, (unsigned)a2);
 		default:
 			break;
 		}

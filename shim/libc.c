@@ -35,7 +35,7 @@ static void hr_libc_die(void)
 	abort();
 }
 
-/* Optional symbols (close_range, closefrom, epoll_pwait2) may be missing in
+/* Optional symbols (close_range, closefrom, epoll_pwait2, statx) may be missing in
  * older glibc; mandatory ones missing means we cannot forward calls at all. */
 static void *hr_bind(const char *name, int mandatory)
 {
@@ -106,6 +106,18 @@ static void hr_libc_bind_all(void)
 	BIND(waitpid, 1);
 	BIND(wait4, 1);
 	BIND(waitid, 1);
+	BIND(openat, 1);
+	BIND(fopen, 1);
+	BIND(fopen64, 1);
+	BIND(opendir, 1);
+	BIND(fstatat, 1);
+	BIND(fstatat64, 1);
+	BIND(statx, 0);
+	BIND(faccessat, 1);
+	BIND(kill, 1);
+	BIND(sigqueue, 1);
+	BIND(flock, 1);
+	BIND(lockf, 1);
 }
 
 void hr_libc_init(void)

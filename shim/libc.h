@@ -2,13 +2,16 @@
 #ifndef HR_LIBC_H
 #define HR_LIBC_H
 
+#include <dirent.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdio.h>
 #include <sys/epoll.h>
 #include <sys/select.h>
 #include <sys/socket.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
@@ -63,6 +66,19 @@ struct hr_libc {
 	pid_t (*wait4)(pid_t, int *, int, struct rusage *);
 	int (*waitid)(idtype_t, id_t, siginfo_t *, int);
 	void (*_exit)(int) __attribute__((noreturn));
+	/* Behind the guards (guards.h). */
+	int (*openat)(int, const char *, int, ...);
+	FILE *(*fopen)(const char *, const char *);
+	FILE *(*fopen64)(const char *, const char *);
+	DIR *(*opendir)(const char *);
+	int (*fstatat)(int, const char *, struct stat *, int);
+	int (*fstatat64)(int, const char *, struct stat64 *, int);
+	int (*statx)(int, const char *, int, unsigned int, struct statx *);
+	int (*faccessat)(int, const char *, int, int);
+	int (*kill)(pid_t, int);
+	int (*sigqueue)(pid_t, int, const union sigval);
+	int (*flock)(int, int);
+	int (*lockf)(int, int, off_t);
 };
 
 /* Filled on first use, from any thread, before or after the constructor.

@@ -3,6 +3,7 @@
 #include "children.h"
 #include "config.h"
 #include "fdtable.h"
+#include "guards.h"
 #include "inherit.h"
 #include "libc.h"
 #include "log.h"
@@ -177,6 +178,7 @@ int hr_spawn(const struct hr_listener_info *ls, int n, long generation, struct h
 	for (int i = 0; i < n; i++)
 		names_len += strlen(ls[i].name) + 1;
 	char *names_var = malloc(names_len);
+	char *old_pids_var = hr_guards_old_pids_var();
 	int sv[2] = { -1, -1 };
 	int fds[HR_MAX_LISTENERS + 1];
 	size_t stack_size = 256 * 1024;
@@ -210,6 +212,8 @@ int hr_spawn(const struct hr_listener_info *ls, int n, long generation, struct h
 	hr_envp[e++] = names_var;
 	hr_envp[e++] = ready_var;
 	hr_envp[e++] = gen_var;
+	if (old_pids_var)
+		hr_envp[e++] = old_pids_var;
 	hr_envp[e] = NULL;
 
 	struct hr_spawn_args args = { .fds = fds,
@@ -262,6 +266,7 @@ out:
 	if (stack != MAP_FAILED)
 		munmap(stack, stack_size);
 	free(names_var);
+	free(old_pids_var);
 	return ret;
 }
 

@@ -1,0 +1,300 @@
+"""Two generations side by side: servers that refuse to run twice (pid file
+checks, exclusive pid files, pid-file locks) restart cleanly; a lock on data
+is never shared, so that restart fails and the old generation keeps serving.
+Real daemons from Debian: apache2 (prefork, event), gunicorn, pgbouncer,
+squid. Each test uses its own ports and temp dir, so tests are independent."""
+
+import errno
+import fcntl
+import os
+import shutil
+import socket
+import struct
+import threading
+import time
+
+from cases_core import ExitWatch
+from harness import (Load, Server, check, check_no_errors, free_port, pid_alive, read_pid,
+                     server_bin, wait_for, ERROR_KINDS, SCALE)
+
+
+def session_members(sid):
+    """Live (not zombie) processes of session sid: every generation the
+    wrapper started, and their workers."""
+    out = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % entry) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        if int(fields[3]) == sid and fields[0] not in ("Z", "X"):
+            out.append(int(entry))
+    return out
+
+
+class PgProbeLoad:
+    """Load for a server that speaks PostgreSQL (pgbouncer): each request is
+    a fresh connection sending SSLRequest; a live server answers 'N'.
+    Counts like the load client."""
+
+    def __init__(self, duration, port, connections=4):
+        self.counts = dict.fromkeys(("ok",) + ERROR_KINDS, 0)
+        self.errors = []
+        self.lock = threading.Lock()
+        self.deadline = time.monotonic() + duration
+        self.threads = [threading.Thread(target=self.run, args=(port,), daemon=True)
+                        for _ in range(connections)]
+        for t in self.threads:
+            t.start()
+
+    def probe(self, port):
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=5 * SCALE) as s:
+                s.sendall(struct.pack("!ii", 8, 80877103))
+                answer = s.recv(1)
+            return ("ok", None) if answer == b"N" else ("bad", "answer %r" % answer)
+        except ConnectionRefusedError as e:
+            return "refused", str(e)
+        except ConnectionResetError as e:
+            return "reset", str(e)
+        except socket.timeout as e:
+            return "timeout", str(e)
+        except OSError as e:
+            return "other", str(e)
+
+    def run(self, port):
+        while time.monotonic() < self.deadline:
+            kind, why = self.probe(port)
+            with self.lock:
+                self.counts[kind] += 1
+                if why:
+                    self.errors.append(why)
+
+    def running(self):
+        return any(t.is_alive() for t in self.threads)
+
+    def result(self):
+        for t in self.threads:
+            t.join()
+        return dict(self.counts, pids=[], stderr="\n".join(self.errors[:5]))
+
+
+class HttpLoad:
+    """The load client, with the interface restart_and_stop expects."""
+
+    def __init__(self, duration, **spec):
+        self.load = Load(duration, **spec)
+
+    def running(self):
+        return self.load.proc.poll() is None
+
+    def result(self):
+        return self.load.result()
+
+
+def restart_and_stop(env, name, cmd, make_load, restarts=3, duration=6.0, extra_env=None,
+                     after=None, ready_timeout=15, app_log=None):
+    """Restarts cmd under load `restarts` times: every restart succeeds and
+    changes the PID, no client error. Then `after(srv, pids)`, a graceful
+    stop, and no process of any generation may be left."""
+    srv = Server(env, name, cmd, drain_timeout=10, ready_timeout=ready_timeout,
+                 extra_env=extra_env, app_log=app_log)
+    pids = [srv.wait_ready(ready_timeout)]
+    load = make_load(duration + 2)
+    start = time.monotonic()
+    watch = ExitWatch()
+    for i in range(restarts):
+        time.sleep(max(0.0, start + duration * (i + 1) / (restarts + 1) - time.monotonic()))
+        old, new, _ms = srv.restart_ok()
+        watch.watch(old, time.monotonic())
+        pids.append(new)
+    check(load.running(), "the load ended before the last restart (machine too slow?)")
+    res = load.result()
+    exit_ms = watch.wait(16)
+    check(pid_alive(pids[-1]), "the last generation died: %s" % srv.tail())
+    check_no_errors(res, name)
+    if res["pids"]:
+        check(pids[-1] in res["pids"], "the last generation %d served nothing" % pids[-1])
+    if after:
+        after(srv, pids)
+    r = srv.stop()
+    check(r.returncode == 0, "stop of %s failed (%d): %s %s" % (name, r.returncode, r.stdout,
+                                                                r.stderr))
+    wait_for(lambda: not session_members(srv.proc.pid), 15,
+             "every process of %s to exit (left: %s)" % (name, session_members(srv.proc.pid)))
+    return dict(res, server=name, restarts=restarts, exit_ms=exit_ms)
+
+
+def http_load(port, path="/", connections=8):
+    return lambda duration: HttpLoad(duration, port=port, path=path, connections=connections)
+
+
+LOCK_MODES = ("fcntl", "ofd", "flock", "lockf")
+
+
+def lock_is_held(path, mode):
+    """Whether another process finds the file locked (the test runner is one:
+    process and OFD locks conflict with its fcntl lock, flock with flock)."""
+    fd = os.open(path, os.O_RDWR)
+    try:
+        if mode == "flock":
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        else:
+            fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return False
+    except OSError as e:
+        if e.errno in (errno.EAGAIN, errno.EACCES):
+            return True
+        raise
+    finally:
+        os.close(fd)
+
+
+def guard_test(mode):
+    def test(env):
+        port = free_port()
+        guard_pid = env.path("guard-own.pid")
+
+        def after(srv, pids):
+            check(read_pid(guard_pid) == pids[-1], "the guard's pid file holds %s, not the "
+                  "last generation %d" % (read_pid(guard_pid), pids[-1]))
+            if mode in LOCK_MODES:
+                check(lock_is_held(guard_pid, mode), "nobody holds the %s lock on the pid "
+                      "file after the old generations left" % mode)
+        row = restart_and_stop(env, "guard " + mode, [server_bin("guard"), "--guard", mode,
+                                                      "--pidfile", guard_pid, "--port",
+                                                      str(port)],
+                               http_load(port), after=after)
+        check(not os.path.exists(guard_pid), "the last generation did not remove its pid file")
+        return row
+    return test
+
+
+def test_data_lock_is_not_shared(env):
+    """A lock on data must win: each restart fails with the server's own
+    message, the old generation serves on without a client error."""
+    port = free_port()
+    srv = Server(env, "guard datalock", [server_bin("guard"), "--guard", "datalock",
+                                         "--pidfile", env.path("guard-own.pid"), "--data",
+                                         env.path("data.db"), "--port", str(port)])
+    first = srv.wait_ready()
+    load = Load(5, port=port)
+    for _ in range(2):
+        time.sleep(1)
+        rc, out, err = srv.restart()
+        check(rc == 1, "restart did not fail (%d): %s %s" % (rc, out, err))
+        check(srv.pid == first, "pid changed to %s" % srv.pid)
+    check(load.proc.poll() is None, "the load ended before the last restart")
+    res = load.result()
+    check_no_errors(res, "guard datalock")
+    check("cannot lock data file" in srv.log_text(), "the server's reason is not in its log")
+    check(pid_alive(first), "the old generation died")
+    return dict(res, server="guard datalock (restarts fail)", restarts=0)
+
+
+def apache_test(mpm):
+    def test(env):
+        port = free_port()
+        www = env.path("www")
+        os.makedirs(www)
+        with open(os.path.join(www, "index.html"), "w") as f:
+            f.write("hello from apache\n")
+        conf = env.path("httpd.conf")
+        workers = ("StartServers 2\n" if mpm == "prefork" else
+                   "StartServers 1\nServerLimit 2\nThreadsPerChild 8\nMaxRequestWorkers 16\n")
+        with open(conf, "w") as f:
+            f.write("ServerRoot %s\nServerName localhost\n"
+                    "LoadModule mpm_%s_module /usr/lib/apache2/modules/mod_mpm_%s.so\n"
+                    "LoadModule authz_core_module /usr/lib/apache2/modules/mod_authz_core.so\n"
+                    "User www-data\nGroup www-data\nListen 127.0.0.1:%d\n"
+                    "PidFile %s\nErrorLog %s\nDefaultRuntimeDir %s\nDocumentRoot %s\n%s"
+                    % (env.tmp, mpm, mpm, port, env.path("httpd.pid"),
+                       env.path("httpd-error.log"), env.tmp, www, workers))
+        apache = shutil.which("apache2") or "/usr/sbin/apache2"
+        # -k start is where apache checks its PidFile: "httpd (pid N) already running".
+        return restart_and_stop(env, "apache2 " + mpm, [apache, "-f", conf, "-k", "start",
+                                                        "-DFOREGROUND"],
+                                http_load(port, "/index.html"),
+                                app_log=env.path("httpd-error.log"))
+    return test
+
+
+def test_gunicorn(env):
+    port = free_port()
+    with open(env.path("app.py"), "w") as f:
+        f.write("def application(environ, start_response):\n"
+                "    body = b'hello from gunicorn\\n'\n"
+                "    start_response('200 OK', [('Content-Type', 'text/plain'),\n"
+                "                              ('Content-Length', str(len(body)))])\n"
+                "    return [body]\n")
+    gunicorn = shutil.which("gunicorn") or "/usr/bin/gunicorn"
+    # An old master waits up to --graceful-timeout for its idle sync workers
+    # (they sleep in select), and a restart waits for the previous drain.
+    return restart_and_stop(env, "gunicorn", [gunicorn, "-p", env.path("gunicorn-own.pid"),
+                                              "-w", "2", "--graceful-timeout", "2", "-b",
+                                              "127.0.0.1:%d" % port, "--chdir", env.tmp,
+                                              "app:application"],
+                            http_load(port, connections=4), duration=12.0)
+
+
+def writable_by_daemon(env):
+    """Daemons that drop privileges (squid, pgbouncer -u) exec their
+    successor as the unprivileged user: it writes the pid files."""
+    os.chmod(env.tmp, 0o777)
+
+
+def test_pgbouncer(env):
+    port = free_port()
+    writable_by_daemon(env)
+    with open(env.path("users.txt"), "w") as f:
+        f.write('"u" "p"\n')
+    ini = env.path("pgbouncer.ini")
+    with open(ini, "w") as f:
+        f.write("[databases]\n[pgbouncer]\nlisten_addr = 127.0.0.1\nlisten_port = %d\n"
+                "unix_socket_dir =\nauth_type = trust\nauth_file = %s\npidfile = %s\n"
+                % (port, env.path("users.txt"), env.path("pgbouncer-own.pid")))
+    pgbouncer = shutil.which("pgbouncer") or "/usr/sbin/pgbouncer"
+    return restart_and_stop(env, "pgbouncer", [pgbouncer, "-u", "postgres", ini],
+                            lambda duration: PgProbeLoad(duration, port))
+
+
+def test_squid(env):
+    port = free_port()
+    writable_by_daemon(env)
+    own_pid, cache_log = env.path("squid-own.pid"), env.path("squid-cache.log")
+    for path in (own_pid, cache_log):  # made by root, then rewritten by the successor
+        open(path, "w").close()
+        shutil.chown(path, "proxy")
+    conf = env.path("squid.conf")
+    with open(conf, "w") as f:
+        f.write("http_port 127.0.0.1:%d\npid_filename %s\ncache_log %s\n"
+                "cache_effective_user proxy\naccess_log none\ncache_store_log none\n"
+                "pinger_enable off\nicp_port 0\nhtcp_port 0\nnetdb_filename none\n"
+                "http_access allow all\nshutdown_lifetime 1 seconds\ncoredump_dir %s\n"
+                "visible_hostname localhost\n" % (port, own_pid, cache_log, env.tmp))
+    squid = shutil.which("squid") or "/usr/sbin/squid"
+    # Squid serves its own icons: a 200 with a Content-Length, no origin needed.
+    # A small one: squid writes bodies in 4 KiB steps, and between two steps
+    # the drain can take the connection for idle (README, known limits).
+    return restart_and_stop(env, "squid", [squid, "-N", "-f", conf],
+                            http_load(port, "/squid-internal-static/icons/silk/bullet_red.png",
+                                      4),
+                            app_log=cache_log)
+
+
+test_data_lock_is_not_shared.quick = True
+
+TESTS = [("guard " + m, guard_test(m)) for m in
+         ("kill", "proc", "excl", "fcntl", "ofd", "flock", "lockf")]
+TESTS[3][1].quick = True
+TESTS += [
+    ("guard datalock: restart fails, old serves", test_data_lock_is_not_shared),
+    ("apache2 mpm_prefork (PidFile)", apache_test("prefork")),
+    ("apache2 mpm_event (PidFile)", apache_test("event")),
+    ("gunicorn -p, 2 sync workers", test_gunicorn),
+    ("pgbouncer with pidfile", test_pgbouncer),
+    ("squid -N with pid file", test_squid),
+]
