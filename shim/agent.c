@@ -38,7 +38,7 @@
 
 int hr_holds_listeners;
 
-static pid_t hr_agent_pid;  /* process whose agent thread runs */
+pid_t hr_agent_pid;	    /* process whose agent thread runs */
 static int hr_agent_owner;  /* that agent has its owner duties set up */
 static int hr_pipe[2] = { -1, -1 };
 static pthread_mutex_t hr_agent_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -150,11 +150,6 @@ static void hr_report_ready(void)
 	unsetenv("LISTEN_PID");
 	unsetenv("LISTEN_FDNAMES");
 	unsetenv(HR_ENV_READY_FD);
-	if (hr_under_keeper()) {
-		hr_keeper_send_ready(hr_self);
-		hr_become_ready_done(1);
-		return;
-	}
 	if (A.pred >= 0) {
 		char msg[48];
 		int len = snprintf(msg, sizeof msg, "ready %d\n", (int)hr_self);
@@ -675,6 +670,10 @@ static void hr_start_thread(int owner)
 
 void hr_agent_start_owner(void)
 {
+	if (hr_under_keeper()) {
+		hr_holds_listeners = 1; /* the keeper does the owner's work */
+		return;
+	}
 	if (!hr_gen || (hr_agent_pid == hr_self && hr_agent_owner))
 		return;
 	pthread_mutex_lock(&hr_agent_lock);
@@ -686,14 +685,13 @@ void hr_agent_start_owner(void)
 	pthread_mutex_unlock(&hr_agent_lock);
 }
 
-void hr_agent_ensure_worker(void)
+void hr_agent_ensure_worker_slow(void)
 {
-	if (!hr_gen || hr_agent_pid == hr_self)
+	if (!hr_gen)
 		return;
 	pthread_mutex_lock(&hr_agent_lock);
-	if (hr_agent_pid != hr_self) {
-			hr_start_thread(0);
-	}
+	if (hr_agent_pid != hr_self)
+		hr_start_thread(0);
 	pthread_mutex_unlock(&hr_agent_lock);
 }
 

@@ -6,10 +6,23 @@
 #ifndef HR_AGENT_H
 #define HR_AGENT_H
 
+#include "gen.h"
+#include "keeperlink.h"
+
 #include <sys/types.h>
 
 void hr_agent_start_owner(void);
-void hr_agent_ensure_worker(void);
+void hr_agent_ensure_worker_slow(void);
+
+extern pid_t hr_agent_pid; /* the process whose agent thread runs */
+
+/* A worker's agent, started on first need; never under a keeper (no
+ * thread of the library runs in the app's processes then). */
+static inline void hr_agent_ensure_worker(void)
+{
+	if (__builtin_expect(hr_agent_pid != hr_self, 0) && !hr_under_keeper())
+		hr_agent_ensure_worker_slow();
+}
 
 /* From a signal handler: forwards sig to this process's agent. Returns 0
  * when no agent runs here. Async-signal-safe. */

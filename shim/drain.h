@@ -3,6 +3,8 @@
 #ifndef HR_DRAIN_H
 #define HR_DRAIN_H
 
+#include "gen.h" /* HR_WAKE_MAGIC */
+
 /* Where a thread stands in a blocking accept(), so the drain can reach it. */
 enum hr_accept_where {
 	HR_IN_NOTHING = 0,
@@ -18,8 +20,6 @@ void hr_accept_leave(void);
 void hr_accept_wake_all(void);
 /* Makes parked threads look again at their listener. Async-signal-safe. */
 void hr_accept_wake_parked(void);
-/* Whether si came from the shim's wake (for the signal handler). */
-#define HR_WAKE_MAGIC 0x48527761
 
 /* Makes the app see end-of-input on connections that are between requests.
  * Returns how many it closed. */

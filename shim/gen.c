@@ -21,6 +21,10 @@ struct hr_gen_slot *hr_slot;
 /* Claims a slot whose process is gone. Async-signal-safe (fork child). */
 static struct hr_gen_slot *hr_gen_claim_slot(pid_t pid)
 {
+	/* A process that exec'd itself (same PID, same region) keeps its slot. */
+	for (int i = 0; i < HR_GEN_SLOTS; i++)
+		if (atomic_load(&hr_gen->slots[i].pid) == pid)
+			return &hr_gen->slots[i];
 	for (int pass = 0; pass < 2; pass++)
 		for (int i = 0; i < HR_GEN_SLOTS; i++) {
 			struct hr_gen_slot *s = &hr_gen->slots[i];
@@ -43,7 +47,7 @@ int hr_gen_init(int region_fd, int wake_fd)
 				 : mmap(NULL, sizeof(struct hr_gen), PROT_READ | PROT_WRITE,
 					MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	if (region_fd >= 0)
-		hr_real.close(region_fd);
+		hr_fd_set(region_fd, HR_FD_SHIM); /* kept for exec'd workers */
 	if (p == MAP_FAILED)
 		return -1;
 	hr_gen = p;
@@ -52,6 +56,11 @@ int hr_gen_init(int region_fd, int wake_fd)
 	if (wake >= 0)
 		hr_fd_set(wake, HR_FD_SHIM);
 	hr_slot = hr_gen_claim_slot(hr_self);
+	if (hr_slot) {
+		/* A fresh image: whatever a previous one counted is gone. */
+		atomic_store(&hr_slot->conns, 0);
+		atomic_store(&hr_slot->accepting, 0);
+	}
 	return 0;
 }
 

@@ -15,6 +15,10 @@ enum hr_phase {
 
 #define HR_GEN_SLOTS 1024
 
+/* The value the wake signal carries when the library or the keeper sends it
+ * (the handler tells it from the app's own signals). */
+#define HR_WAKE_MAGIC 0x48527761
+
 #define HR_GEN_PATHS 16
 
 struct hr_gen_slot {
@@ -34,6 +38,10 @@ struct hr_gen {
 	_Atomic int wake_fd;	      /* eventfd written once when accepting stops;
 				       * made at load, so every fork has it */
 	_Atomic long long upgrade_wall_ns; /* CLOCK_REALTIME when the successor started */
+	/* Under a keeper, which decides readiness from these: */
+	_Atomic int n_inherited;	    /* listeners passed with LISTEN_FDS */
+	_Atomic int n_claimed;		    /* of those, claimed by the app */
+	_Atomic long long last_claim_ms;    /* CLOCK_MONOTONIC of the last claim */
 	/* AF_UNIX listener paths at handover: the successor's, never to unlink. */
 	char unix_paths[HR_GEN_PATHS][108];
 	_Atomic int n_unix_paths;

@@ -16,6 +16,7 @@
 #include "log.h"
 #include "ready.h"
 #include "signals.h"
+#include "waits.h"
 #include "shim.h"
 
 #include <errno.h>
@@ -309,6 +310,7 @@ HR_EXPORT int epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
 /* Before the app waits on an epoll set. */
 static void hr_epoll_waiting(int epfd)
 {
+	hr_waits_enter();
 	uint32_t st = hr_fd_get(epfd);
 	if (st & HR_FD_HAS_LISTENER)
 		hr_agent_ensure_worker();
@@ -320,34 +322,59 @@ static void hr_epoll_waiting(int epfd)
 	}
 }
 
+/* After a wait: 1 to wait again. A wait that only the keeper's wake signal
+ * interrupted waits again when it has no deadline, and ends as a timeout
+ * would when it has one (the app rechecks its timers). */
+static int hr_rewait(int *r, int infinite)
+{
+	if (*r >= 0 || errno != EINTR || !hr_waits_absorb())
+		return 0;
+	if (infinite)
+		return 1;
+	*r = 0;
+	return 0;
+}
+
 HR_EXPORT int epoll_wait(int epfd, struct epoll_event *ev, int max, int timeout)
 {
 	hr_libc_init();
-	if (hr_active)
-		hr_epoll_waiting(epfd);
-	return hr_real.epoll_wait(epfd, ev, max, timeout);
+	int r;
+	do {
+		if (hr_active)
+			hr_epoll_waiting(epfd);
+		r = hr_real.epoll_wait(epfd, ev, max, timeout);
+	} while (hr_rewait(&r, timeout < 0));
+	return r;
 }
 
 HR_EXPORT int epoll_pwait(int epfd, struct epoll_event *ev, int max, int timeout,
 			  const sigset_t *mask)
 {
 	hr_libc_init();
-	if (hr_active)
-		hr_epoll_waiting(epfd);
-	return hr_real.epoll_pwait(epfd, ev, max, timeout, mask);
+	int r;
+	do {
+		if (hr_active)
+			hr_epoll_waiting(epfd);
+		r = hr_real.epoll_pwait(epfd, ev, max, timeout, mask);
+	} while (hr_rewait(&r, timeout < 0));
+	return r;
 }
 
 HR_EXPORT int epoll_pwait2(int epfd, struct epoll_event *ev, int max, const struct timespec *ts,
 			   const sigset_t *mask)
 {
 	hr_libc_init();
-	if (hr_active)
-		hr_epoll_waiting(epfd);
 	if (!hr_real.epoll_pwait2) {
 		errno = ENOSYS;
 		return -1;
 	}
-	return hr_real.epoll_pwait2(epfd, ev, max, ts, mask);
+	int r;
+	do {
+		if (hr_active)
+			hr_epoll_waiting(epfd);
+		r = hr_real.epoll_pwait2(epfd, ev, max, ts, mask);
+	} while (hr_rewait(&r, ts == NULL));
+	return r;
 }
 
 /* poll()-family: a generation that stopped accepting must not see its
@@ -363,12 +390,17 @@ static int hr_poll_common(struct pollfd *fds, nfds_t n, const struct timespec *t
 	if (hr_active && n <= 4096)
 		for (nfds_t i = 0; i < n; i++)
 			listeners += hr_fd_kind(hr_fd_get(fds[i].fd)) == HR_FD_LISTENER;
+	hr_waits_enter();
 	if (!listeners || hr_gen_accepting()) {
 		if (listeners) {
 			hr_ready_note_waiting();
 			hr_agent_ensure_worker();
 		}
-		return is_ppoll ? hr_real.ppoll(fds, n, ts, mask) : hr_real.poll(fds, n, timeout);
+		int r;
+		do
+			r = is_ppoll ? hr_real.ppoll(fds, n, ts, mask) : hr_real.poll(fds, n, timeout);
+		while (hr_rewait(&r, is_ppoll ? ts == NULL : timeout < 0));
+		return r;
 	}
 	unsigned char hidden[n];
 	for (nfds_t i = 0; i < n; i++) {
@@ -376,7 +408,10 @@ static int hr_poll_common(struct pollfd *fds, nfds_t n, const struct timespec *t
 		if (hidden[i])
 			fds[i].fd = ~fds[i].fd;
 	}
-	int r = is_ppoll ? hr_real.ppoll(fds, n, ts, mask) : hr_real.poll(fds, n, timeout);
+	int r;
+	do
+		r = is_ppoll ? hr_real.ppoll(fds, n, ts, mask) : hr_real.poll(fds, n, timeout);
+	while (hr_rewait(&r, is_ppoll ? ts == NULL : timeout < 0));
 	for (nfds_t i = 0; i < n; i++)
 		if (hidden[i])
 			fds[i].fd = ~fds[i].fd;
@@ -410,6 +445,7 @@ HR_EXPORT int __ppoll_chk(struct pollfd *fds, nfds_t n, const struct timespec *t
  * generation stopped accepting (the result then says "not ready"). */
 static void hr_select_prepare(int nfds, fd_set *rfds)
 {
+	hr_waits_enter();
 	if (!hr_active || !rfds)
 		return;
 	int listeners = 0, accepting = hr_gen_accepting();
@@ -425,19 +461,44 @@ static void hr_select_prepare(int nfds, fd_set *rfds)
 	}
 }
 
+/* A select() ended as a timeout reports no fd ready in any set. */
+static int hr_select_rewait(int *r, int infinite, int nfds, fd_set *rs, fd_set *ws, fd_set *es)
+{
+	if (hr_rewait(r, infinite))
+		return 1;
+	if (*r == 0)
+		for (int fd = 0; fd < nfds && fd < FD_SETSIZE; fd++) {
+			if (rs)
+				FD_CLR(fd, rs);
+			if (ws)
+				FD_CLR(fd, ws);
+			if (es)
+				FD_CLR(fd, es);
+		}
+	return 0;
+}
+
 HR_EXPORT int select(int nfds, fd_set *r, fd_set *w, fd_set *e, struct timeval *tv)
 {
 	hr_libc_init();
-	hr_select_prepare(nfds, r);
-	return hr_real.select(nfds, r, w, e, tv);
+	int ret;
+	do {
+		hr_select_prepare(nfds, r);
+		ret = hr_real.select(nfds, r, w, e, tv);
+	} while (hr_select_rewait(&ret, tv == NULL, nfds, r, w, e));
+	return ret;
 }
 
 HR_EXPORT int pselect(int nfds, fd_set *r, fd_set *w, fd_set *e, const struct timespec *ts,
 		      const sigset_t *mask)
 {
 	hr_libc_init();
-	hr_select_prepare(nfds, r);
-	return hr_real.pselect(nfds, r, w, e, ts, mask);
+	int ret;
+	do {
+		hr_select_prepare(nfds, r);
+		ret = hr_real.pselect(nfds, r, w, e, ts, mask);
+	} while (hr_select_rewait(&ret, ts == NULL, nfds, r, w, e));
+	return ret;
 }
 
 HR_EXPORT int sigaction(int sig, const struct sigaction *act, struct sigaction *old)

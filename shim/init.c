@@ -92,6 +92,12 @@ __attribute__((constructor)) static void hr_init(int argc, char **argv, char **e
 	hr_notify_init();
 	hr_adopt_ready_fd();
 	int inherited = hr_inherit_load();
+	if (hr_under_keeper()) {
+		if (inherited)
+			atomic_store(&hr_gen->n_inherited, inherited);
+		/* The keeper wakes this process's waits when it must drain. */
+		hr_signals_install_wake();
+	}
 	atomic_store(&hr_ready_pending, 1);
 	pthread_atfork(hr_atfork_prepare, hr_atfork_parent, hr_atfork_child);
 	hr_active = 1;

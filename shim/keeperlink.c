@@ -55,13 +55,9 @@ int hr_keeper_load(int *gen_fd, int *wake_fd, char *err, size_t errlen)
 		snprintf(err, errlen, "%s: not a generation region", HR_ENV_GEN_FD);
 		return -1;
 	}
-	/* The app's own children are not generations: they get none of it. */
-	hr_real.fcntl(chan, F_SETFD, FD_CLOEXEC);
-	hr_real.fcntl(wake, F_SETFD, FD_CLOEXEC);
-	hr_real.fcntl(region, F_SETFD, FD_CLOEXEC);
-	unsetenv(HR_ENV_KEEPER_FD);
-	unsetenv(HR_ENV_GEN_FD);
-	unsetenv(HR_ENV_WAKE_FD);
+	/* Left open across exec, with the variables: a program the server
+	 * execs as its worker (multiprocessing spawn, a master re-executing
+	 * itself) is the same generation, not a new service. */
 	hr_keeper_fd = chan;
 	hr_fd_set(chan, HR_FD_SHIM);
 	*gen_fd = region;
@@ -97,13 +93,6 @@ void hr_keeper_send_listener(int fd)
 {
 	if (hr_under_keeper())
 		hr_keeper_send("listen unknown", fd);
-}
-
-void hr_keeper_send_ready(pid_t main_pid)
-{
-	char text[32];
-	snprintf(text, sizeof text, "ready %d", (int)main_pid);
-	hr_keeper_send(text, -1);
 }
 
 void hr_keeper_send_drop(unsigned long ino)

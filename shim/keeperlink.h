@@ -1,8 +1,11 @@
 /* The library's side of the keeper (docs/keeper.md): under `hotrestart run`
  * a keeper process owns the service's identity, control, pid file and
  * spawning. The library then only tells it what happens inside the server:
- * new listeners (with the fd), readiness, unclaimed inherited listeners.
- * The keeper drives draining through the shared region (gen.h). */
+ * new listeners (with the fd) and unclaimed inherited listeners. The
+ * keeper reads readiness and connection counts from the shared region
+ * (gen.h), and drives draining through it. No thread of the library runs
+ * in the app's processes then: the drain work happens in the app's own
+ * waits (waits.h). */
 #ifndef HR_KEEPERLINK_H
 #define HR_KEEPERLINK_H
 
@@ -25,7 +28,6 @@ int hr_keeper_load(int *gen_fd, int *wake_fd, char *err, size_t errlen);
 /* A listening socket this process made (not inherited): the keeper keeps a
  * copy for every later generation. */
 void hr_keeper_send_listener(int fd);
-void hr_keeper_send_ready(pid_t main_pid);
 void hr_keeper_send_drop(unsigned long ino);
 
 #endif

@@ -11,6 +11,7 @@
 #include "ready.h"
 #include "signals.h"
 #include "sockaddr.h"
+#include "waits.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -157,6 +158,8 @@ static int hr_park(int fd, long long *deadline)
 			err = EAGAIN;
 		else if (errno == EINTR && !hr_shim_signal_only && !hr_app_restarts_syscalls())
 			err = EINTR;
+		else if (errno == EINTR && hr_shim_signal_only && hr_under_keeper())
+			hr_waits_drain_step(); /* a parked thread works for the drain */
 		if (err)
 			break;
 	}

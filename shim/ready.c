@@ -2,8 +2,11 @@
 
 #include "agent.h"
 #include "gen.h"
+#include "inherit.h"
+#include "keeperlink.h"
 #include "log.h"
 
+#include <stdlib.h>
 #include <time.h>
 
 _Atomic int hr_ready_pending;
@@ -16,10 +19,24 @@ long long hr_now_ms(void)
 	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* Under a keeper, what readiness means inside each process, done by the
+ * first wait that sees the keeper declared it: nothing left for the app's
+ * children to misread, inherited listeners the app did not take closed. */
+static void hr_ready_finish_local(void)
+{
+	if (!hr_under_keeper())
+		return;
+	hr_inherit_close_unclaimed();
+	unsetenv("LISTEN_FDS");
+	unsetenv("LISTEN_PID");
+	unsetenv("LISTEN_FDNAMES");
+}
+
 void hr_ready_waiting_slow(void)
 {
 	if (!hr_gen || atomic_load(&hr_gen->ready_done)) {
-		atomic_store(&hr_ready_pending, 0);
+		if (atomic_exchange(&hr_ready_pending, 0))
+			hr_ready_finish_local();
 		return;
 	}
 	if (!atomic_load(&hr_gen->app_waiting)) {
@@ -35,7 +52,12 @@ void hr_ready_waiting_slow(void)
 
 void hr_ready_note_claim(void)
 {
-	atomic_store(&hr_last_claim_ms, hr_now_ms());
+	long long now = hr_now_ms();
+	atomic_store(&hr_last_claim_ms, now);
+	if (hr_gen) {
+		atomic_fetch_add(&hr_gen->n_claimed, 1);
+		atomic_store(&hr_gen->last_claim_ms, now);
+	}
 	hr_agent_poke();
 }
 

@@ -11,6 +11,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -19,6 +20,7 @@
 #include <unistd.h>
 
 #define HK_CLIENT_TIMEOUT_MS 5000 /* to send a whole request line */
+#define HK_FAREWELL_MS 1000
 
 int hk_control_open(void)
 {
@@ -83,7 +85,7 @@ void hk_control_accept(void)
 			/* Full: the oldest client that is only talking, not waiting
 			 * for a restart, gives way to the new one. */
 			for (int i = 0; i < HK_MAX_CLIENTS && !slot; i++)
-				if (!K.clients[i].waits_restart) {
+				if (!K.clients[i].waits_restart && !K.clients[i].waits_stop) {
 					close(K.clients[i].fd);
 					slot = &K.clients[i];
 				}
@@ -121,7 +123,7 @@ static void hk_json_string(char *out, size_t outlen, const char *s)
 
 static void hk_status_json(char *out, size_t outlen)
 {
-	const struct hk_gen *g = K.live;
+	struct hk_gen *g = K.live;
 	bool draining = false;
 	for (int i = 0; i < HK_MAX_GENS; i++)
 		draining |= K.gens[i].number && K.gens[i].state != HK_GONE && &K.gens[i] != K.live &&
@@ -155,8 +157,45 @@ static void hk_status_json(char *out, size_t outlen)
 	snprintf(out + o, outlen - o, "]}");
 }
 
+void hk_control_farewell(void)
+{
+	struct pollfd pf[HK_MAX_CLIENTS];
+	int n = 0;
+	for (int i = 0; i < HK_MAX_CLIENTS; i++) {
+		struct hk_client *c = &K.clients[i];
+		if (c->fd < 0 || !c->waits_stop)
+			continue;
+		ssize_t ignored = send(c->fd, "stopped\n", 8, MSG_NOSIGNAL | MSG_DONTWAIT);
+		(void)ignored;
+		pf[n++] = (struct pollfd){ .fd = c->fd, .events = POLLIN };
+	}
+	/* As PID 1 our exit kills every process of the namespace, the client
+	 * too: give it a moment to print its answer and leave first. */
+	long long deadline = hk_now_ms() + HK_FAREWELL_MS;
+	while (K.self == 1 && n > 0 && hk_now_ms() < deadline) {
+		if (poll(pf, (nfds_t)n, (int)(deadline - hk_now_ms())) <= 0)
+			break;
+		for (int i = 0; i < n; i++) {
+			char buf[16];
+			if (pf[i].revents && recv(pf[i].fd, buf, sizeof buf, MSG_DONTWAIT) <= 0) {
+				pf[i] = pf[--n];
+				i--;
+			}
+		}
+	}
+}
+
 void hk_control_on_client(struct hk_client *c)
 {
+	if (c->waits_stop) {
+		char buf[16];
+		if (recv(c->fd, buf, sizeof buf, MSG_DONTWAIT) <= 0) {
+			close(c->fd); /* the client left before the end */
+			c->fd = -1;
+			c->waits_stop = false;
+		}
+		return;
+	}
 	ssize_t n = recv(c->fd, c->buf + c->len, sizeof c->buf - 1 - (size_t)c->len, MSG_DONTWAIT);
 	if (n < 0 && (errno == EAGAIN || errno == EINTR))
 		return;
@@ -180,7 +219,10 @@ void hk_control_on_client(struct hk_client *c)
 	} else if (strcmp(c->buf, "stop") == 0) {
 		hr_info("stop requested on the control socket");
 		hk_stop();
-		hk_control_reply(c, "ok");
+		/* Kept open: "stopped" follows as the keeper exits. */
+		ssize_t ignored = send(c->fd, "ok\n", 3, MSG_NOSIGNAL | MSG_DONTWAIT);
+		(void)ignored;
+		c->waits_stop = true;
 	} else {
 		hk_control_reply(c, "fail unknown command");
 	}

@@ -21,6 +21,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -30,10 +31,33 @@
 #define HK_PRIVATE_TOP 1024  /* the keeper's fds sit just below this */
 #define HK_ENV_ADDED 12	     /* variables a generation gets besides the base */
 
-pid_t hk_gen_main(const struct hk_gen *g)
+static bool hk_slot_is_member(pid_t pid);
+
+/* The root while it lives; after it (a daemonizing server, a crashed
+ * master), the oldest process of the generation that holds a listener. */
+pid_t hk_gen_main(struct hk_gen *g)
 {
-	pid_t owner = g->region ? atomic_load(&g->region->owner) : 0;
-	return owner > 0 ? owner : g->root;
+	if (!g->root_reaped)
+		return g->root;
+	if (g->main > 0 && g->main != g->root && hk_proc_alive(g->main))
+		return g->main;
+	unsigned long inos[HK_MAX_LISTENERS];
+	for (int i = 0; i < K.n_listeners; i++)
+		inos[i] = K.listeners[i].ino;
+	pid_t best = 0;
+	unsigned long long best_start = ~0ULL;
+	for (int i = 0; g->region && i < HR_GEN_SLOTS; i++) {
+		pid_t pid = atomic_load(&g->region->slots[i].pid);
+		if (pid <= 0 || !hk_slot_is_member(pid) || !hk_proc_holds_any(pid, inos, K.n_listeners))
+			continue;
+		unsigned long long start = hk_proc_starttime(pid);
+		if (start && start < best_start) {
+			best = pid;
+			best_start = start;
+		}
+	}
+	g->main = best ? best : g->root;
+	return g->main;
 }
 
 /* Processes of the generation that hold the library: its region's slots,
@@ -454,10 +478,6 @@ void hk_gen_on_channel(struct hk_gen *g)
 				hr_info("generation %ld listens on %s", g->number,
 					K.listeners[K.n_listeners - 1].address);
 			fd = -1;
-		} else if (sscanf(buf, "ready %ld", &value) == 1 && value > 0) {
-			g->main = (pid_t)value;
-			if (g->state == HK_STARTING)
-				hk_on_ready(g);
 		} else if (sscanf(buf, "drop %ld", &value) == 1) {
 			hk_held_drop((unsigned long)value);
 		} else {
@@ -503,6 +523,30 @@ void hk_gen_stderr_tail(const struct hk_gen *g, char *out, size_t outlen)
 	}
 }
 
+/* ---- readiness ---- */
+
+#define HK_SETTLE_MS 300     /* inherited listeners not yet claimed get this long */
+#define HK_FORKED_WAIT_MS 150 /* a wait seen outside the root: let a daemonizing
+			       * root exit first */
+
+bool hk_gen_ready_now(struct hk_gen *g, long long now)
+{
+	struct hr_gen *r = g->region;
+	if (!r || !atomic_load(&r->app_waiting))
+		return false;
+	long long waited = atomic_load(&r->waited_ms);
+	long long settle = atomic_load(&r->last_claim_ms);
+	if (atomic_load(&r->n_claimed) < atomic_load(&r->n_inherited) &&
+	    now < (settle ? settle : waited) + HK_SETTLE_MS)
+		return false;
+	/* A wait seen outside the root: the root may be a daemonizing parent
+	 * on its way out; the main process is known once it left or stays. */
+	if (atomic_load(&r->waiter) != g->root && !g->root_reaped &&
+	    (now < waited + HK_FORKED_WAIT_MS || !hk_proc_alive(g->root)))
+		return false;
+	return true;
+}
+
 /* ---- draining ---- */
 
 void hk_gen_begin_drain(struct hk_gen *g, int phase)
@@ -513,6 +557,18 @@ void hk_gen_begin_drain(struct hk_gen *g, int phase)
 	g->state = HK_DRAINING;
 	g->stopping = phase == HR_PHASE_STOPPING;
 	if (g->region) {
+		/* AF_UNIX paths the successor listens on: the old generation's
+		 * exit must not unlink them. */
+		int n = 0;
+		for (int i = 0; i < K.n_listeners && n < HR_GEN_PATHS; i++) {
+			struct sockaddr_un un;
+			socklen_t len = sizeof un;
+			memset(&un, 0, sizeof un);
+			if (getsockname(K.listeners[i].fd, (struct sockaddr *)&un, &len) == 0 &&
+			    un.sun_family == AF_UNIX && un.sun_path[0])
+				memcpy(g->region->unix_paths[n++], un.sun_path, sizeof un.sun_path);
+		}
+		atomic_store(&g->region->n_unix_paths, n);
 		atomic_store(&g->region->phase, phase);
 		eventfd_write(g->wake, 1);
 	}
@@ -533,15 +589,22 @@ static void hk_gen_end(struct hk_gen *g, const char *why)
 		hk_gen_kill_all(g, hr_cfg.stop_signal); /* headless: every member */
 }
 
-void hk_gen_end_headless(struct hk_gen *g)
+/* The library's hooks do the drain work in the app's own waits: the
+ * threads blocked in one are interrupted (and the hooks wait again). */
+static void hk_gen_wake_waiters(struct hk_gen *g)
 {
-	hk_gen_end(g, "lost its main process");
+	for (int i = 0; g->region && i < HR_GEN_SLOTS; i++) {
+		pid_t pid = atomic_load(&g->region->slots[i].pid);
+		if (pid > 0 && hk_slot_is_member(pid))
+			hk_proc_wake_waiters(pid, hr_cfg.wake_signal, HR_WAKE_MAGIC);
+	}
 }
 
 void hk_gen_tick(struct hk_gen *g, long long now)
 {
 	if (g->state == HK_DRAINING && now >= g->next_tick_ms) {
 		g->next_tick_ms = now + HK_TICK_MS;
+		hk_gen_wake_waiters(g);
 		long conns = hk_gen_connections(g, true);
 		if (conns == 0)
 			hk_gen_end(g, "drained");
@@ -577,7 +640,7 @@ void hk_gen_reaped(pid_t pid, int status)
 				close(g->root_pidfd);
 			g->root_pidfd = -1;
 		}
-		if (pid == hk_gen_main(g)) {
+		if (pid == (g->main > 0 ? g->main : g->root)) {
 			g->main_reaped = true;
 			g->main_status = status;
 		}

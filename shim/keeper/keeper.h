@@ -62,6 +62,7 @@ struct hk_client {
 	int fd;
 	int len;
 	bool waits_restart;
+	bool waits_stop; /* told "stopped" as the keeper exits */
 	long long deadline_ms;
 	char buf[64];
 };
@@ -107,11 +108,11 @@ void hk_gen_on_channel(struct hk_gen *g);
 void hk_gen_stderr_tail(const struct hk_gen *g, char *out, size_t outlen);
 void hk_gen_begin_drain(struct hk_gen *g, int phase);
 void hk_gen_tick(struct hk_gen *g, long long now);
-void hk_gen_end_headless(struct hk_gen *g);
+bool hk_gen_ready_now(struct hk_gen *g, long long now);
 void hk_gen_kill_all(struct hk_gen *g, int sig);
 void hk_gen_reaped(pid_t pid, int status);
 void hk_gen_release(struct hk_gen *g);
-pid_t hk_gen_main(const struct hk_gen *g);
+pid_t hk_gen_main(struct hk_gen *g);
 long hk_gen_connections(const struct hk_gen *g, bool with_accepts);
 bool hk_gen_alive(const struct hk_gen *g);
 
@@ -134,6 +135,7 @@ int hk_control_open(void);
 void hk_control_accept(void);
 void hk_control_on_client(struct hk_client *c);
 void hk_control_reply(struct hk_client *c, const char *line);
+void hk_control_farewell(void);
 
 /* procfs.c: facts about processes, from /proc */
 unsigned long long hk_proc_starttime(pid_t pid);
@@ -142,6 +144,10 @@ pid_t hk_proc_ppid(pid_t pid);
 bool hk_proc_descends_from(pid_t pid, pid_t ancestor);
 bool hk_proc_holds_inode(pid_t pid, unsigned long ino);
 int hk_proc_listening(pid_t pid, char *out, size_t outlen);
+bool hk_proc_holds_any(pid_t pid, const unsigned long *inos, int n);
+/* Sends sig with value magic to the threads of pid blocked in a wait the
+ * library's hooks absorb it in, when pid catches sig. Returns how many. */
+int hk_proc_wake_waiters(pid_t pid, int sig, int magic);
 unsigned long hk_fd_inode(int fd);
 
 #endif

@@ -166,6 +166,7 @@ static void hk_loop(void)
 		if (K.stopping && hk_all_gone()) {
 			hr_pidfile_remove(K.self);
 			hr_info("stopped");
+			hk_control_farewell();
 			exit(K.exit_status);
 		}
 		struct pollfd pf[2 + HK_MAX_GENS + HK_MAX_CLIENTS];
@@ -183,7 +184,7 @@ static void hk_loop(void)
 		for (int i = 0; i < HK_MAX_CLIENTS; i++) {
 			struct hk_client *c = &K.clients[i];
 			pf[n++] = (struct pollfd){ .fd = c->fd, .events = POLLIN };
-			if (c->fd >= 0 && !c->waits_restart) {
+			if (c->fd >= 0 && !c->waits_restart && !c->waits_stop) {
 				if (now >= c->deadline_ms) {
 					hk_control_reply(c, "fail request not received in time");
 					pf[n - 1].fd = -1;

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 /* The fields after the command name of /proc/PID/stat, which may itself
@@ -202,4 +203,111 @@ int hk_proc_listening(pid_t pid, char *out, size_t outlen)
 	}
 	closedir(d);
 	return n;
+}
+
+bool hk_proc_holds_any(pid_t pid, const unsigned long *inos, int n)
+{
+	char path[64], link[64];
+	snprintf(path, sizeof path, "/proc/%d/fd", (int)pid);
+	DIR *d = opendir(path);
+	if (!d)
+		return false;
+	bool found = false;
+	struct dirent *e;
+	while (!found && (e = readdir(d))) {
+		char fdpath[320];
+		unsigned long ino;
+		snprintf(fdpath, sizeof fdpath, "%s/%s", path, e->d_name);
+		ssize_t len = readlink(fdpath, link, sizeof link - 1);
+		if (len <= 0)
+			continue;
+		link[len] = '\0';
+		if (sscanf(link, "socket:[%lu]", &ino) != 1)
+			continue;
+		for (int i = 0; i < n && !found; i++)
+			found = inos[i] == ino;
+	}
+	closedir(d);
+	return found;
+}
+
+/* Whether pid has a handler for sig (SigCgt in /proc/PID/status). */
+static bool hk_proc_catches(pid_t pid, int sig)
+{
+	char path[64], line[256];
+	snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+	FILE *f = fopen(path, "re");
+	if (!f)
+		return false;
+	bool caught = false;
+	while (fgets(line, sizeof line, f))
+		if (strncmp(line, "SigCgt:", 7) == 0) {
+			unsigned long long mask = strtoull(line + 7, NULL, 16);
+			caught = sig > 0 && sig <= 64 && (mask >> (sig - 1)) & 1;
+			break;
+		}
+	fclose(f);
+	return caught;
+}
+
+/* The system calls in which the library's hooks absorb its wake signal. */
+static bool hk_is_hooked_wait(long nr)
+{
+	switch (nr) {
+	case SYS_accept:
+	case SYS_accept4:
+	case SYS_epoll_wait:
+	case SYS_epoll_pwait:
+	case SYS_epoll_pwait2:
+	case SYS_poll:
+	case SYS_ppoll:
+	case SYS_select:
+	case SYS_pselect6:
+		return true;
+	default:
+		return false;
+	}
+}
+
+int hk_proc_wake_waiters(pid_t pid, int sig, int magic)
+{
+	if (!hk_proc_catches(pid, sig))
+		return 0; /* no library handler here: the signal would kill it */
+	char path[64];
+	snprintf(path, sizeof path, "/proc/%d/task", (int)pid);
+	DIR *d = opendir(path);
+	if (!d)
+		return 0;
+	int woken = 0;
+	struct dirent *e;
+	while ((e = readdir(d))) {
+		pid_t tid = (pid_t)atoi(e->d_name);
+		if (tid <= 0)
+			continue;
+		char sys[400], buf[64];
+		snprintf(sys, sizeof sys, "%s/%s/syscall", path, e->d_name);
+		int fd = open(sys, O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			continue;
+		ssize_t n = read(fd, buf, sizeof buf - 1);
+		close(fd);
+		if (n <= 0)
+			continue;
+		buf[n] = '\0';
+		char *end;
+		long nr = strtol(buf, &end, 10);
+		if (end == buf || !hk_is_hooked_wait(nr))
+			continue;
+		siginfo_t si;
+		memset(&si, 0, sizeof si);
+		si.si_signo = sig;
+		si.si_code = SI_QUEUE;
+		si.si_pid = getpid();
+		si.si_uid = getuid();
+		si.si_value.sival_int = magic;
+		if (syscall(SYS_rt_tgsigqueueinfo, pid, tid, sig, &si) == 0)
+			woken++;
+	}
+	closedir(d);
+	return woken;
 }

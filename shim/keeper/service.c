@@ -12,12 +12,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #define HK_BACKOFF_MIN_MS 100
 #define HK_BACKOFF_MAX_MS 10000
 #define HK_STABLE_MS 30000 /* a generation live this long resets the backoff */
+#define HK_READY_POLL_MS 10
 
 void hk_reply_restart_waiters(const char *line)
 {
@@ -49,7 +51,9 @@ void hk_on_ready(struct hk_gen *g)
 	g->ready = true;
 	g->ready_ms = now;
 	g->state = HK_LIVE;
-	pid_t main = g->main > 0 ? g->main : hk_gen_main(g);
+	pid_t main = hk_gen_main(g);
+	if (g->region)
+		atomic_store(&g->region->ready_done, 1);
 	struct hk_gen *old = K.live != g ? K.live : NULL;
 	K.live = g;
 	if (K.next == g)
@@ -158,6 +162,14 @@ void hk_restart(void)
 	char err[300];
 	hr_notify("RELOADING=1\nMONOTONIC_USEC=%lld\nSTATUS=Upgrading: starting %s",
 		  hk_now_ms() * 1000, K.exe);
+	/* Files the successor writes from now on are its (the old generation's
+	 * unlink of its rewritten pid file is skipped). */
+	if (K.live && K.live->region) {
+		struct timespec wall;
+		clock_gettime(CLOCK_REALTIME, &wall);
+		atomic_store(&K.live->region->upgrade_wall_ns,
+			     (long long)wall.tv_sec * 1000000000LL + wall.tv_nsec);
+	}
 	struct hk_gen *g = hk_gen_spawn(err, sizeof err);
 	if (!g) {
 		char line[320];
@@ -228,6 +240,10 @@ static void hk_judge(struct hk_gen *g, long long now)
 	bool leaving = g->region && atomic_load(&g->region->owner_leaving);
 	if (g->state == HK_STARTING) {
 		char why[160];
+		if (hk_gen_ready_now(g, now)) {
+			hk_on_ready(g);
+			return;
+		}
 		if (g->root_reaped && (!WIFEXITED(g->root_status) || WEXITSTATUS(g->root_status) != 0 ||
 				       g->chan_hup)) {
 			hk_describe_status(g->root_status, why, sizeof why);
@@ -267,9 +283,8 @@ static void hk_judge(struct hk_gen *g, long long now)
 	if (g->state == HK_LIVE && !g->crashed && ((main_gone && !leaving) || !hk_gen_alive(g)))
 		hk_on_gen_lost(g);
 	/* An old generation whose main process died mid-drain (kill -9 of a
-	 * master): its workers are ended now, not left to the drain timeout. */
-	if (g->state == HK_DRAINING && main_gone && !leaving && hk_gen_alive(g))
-		hk_gen_end_headless(g);
+	 * master) drains on: its workers finish their requests, and then all
+	 * of them get the stop signal (hk_gen_tick). */
 	if (g->state != HK_GONE && !hk_gen_alive(g)) {
 		if (K.live == g && !K.stopping && !g->crashed)
 			hk_on_gen_lost(g);
@@ -292,9 +307,11 @@ void hk_service_tick(long long now, int *timeout)
 		hk_gen_tick(g, now);
 		long long due = g->state == HK_DRAINING ? g->next_tick_ms : g->deadline_ms;
 		bool timed = g->state == HK_DRAINING || g->state == HK_ENDING ||
-			     (g->state == HK_STARTING && (K.live != g || !K.unseen_checked));
+			     g->state == HK_STARTING;
 		if (timed) {
 			long long left = due > now ? due - now : 0;
+			if (g->state == HK_STARTING)
+				left = HK_READY_POLL_MS; /* readiness is read from the region */
 			if (*timeout < 0 || left < *timeout)
 				*timeout = (int)left;
 		}

@@ -14,7 +14,10 @@ def test_sigset(env):
     """Handlers installed with sigset()/siginterrupt()/sigignore(): USR2
     stays the shim's restart, HUP reaches the app, TERM drains first."""
     port = free_port()
-    srv = Server(env, "sigset", [server_bin("sigset"), "--port", str(port)])
+    # The library's own handlers are at stake: without a keeper (run --exec)
+    # it holds the restart and stop signals itself.
+    srv = Server(env, "sigset", [server_bin("sigset"), "--port", str(port)],
+                 run_args=["--exec"])
     first = srv.wait_ready()
     os.kill(first, signal.SIGUSR2)
     new = wait_for(lambda: read_pid(srv.pidfile) != first and read_pid(srv.pidfile), 10,
