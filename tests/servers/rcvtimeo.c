@@ -37,6 +37,9 @@ int main(int argc, char **argv)
                 srv_die("accept");
             continue;
         }
+        /* Accepted sockets inherit the timeout; requests are read without. */
+        struct timeval none = {0};
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &none, sizeof none);
         int err = srv_spawn_thread(serve, (void *)(intptr_t)fd);
         if (err) {
             srv_log("pthread_create: %s", strerror(err));
