@@ -755,36 +755,36 @@ static int hr_guarded_openat(int dirfd, const char *path, int flags, mode_t mode
 }
 
 /* The mode argument is there only when the call may create a file. */
-#define HR_OPEN_MODE(flags, last)                                          \
-	({                                                                 \
-		mode_t mode_ = 0;                                          \
+#define HR_OPEN_MODE(flags)                                                    \
+	({                                                                     \
+		mode_t mode_ = 0;                                              \
 		if (((flags) & O_CREAT) || ((flags) & O_TMPFILE) == O_TMPFILE) { \
-			va_list ap_;                                       \
-			va_start(ap_, last);                               \
-			mode_ = va_arg(ap_, mode_t);                       \
-			va_end(ap_);                                       \
-		}                                                          \
-		mode_;                                                     \
+			va_list ap_;                                           \
+			va_start(ap_, flags);                                  \
+			mode_ = va_arg(ap_, mode_t);                           \
+			va_end(ap_);                                           \
+		}                                                              \
+		mode_;                                                         \
 	})
 
 HR_EXPORT int open(const char *path, int flags, ...)
 {
-	return hr_guarded_openat(AT_FDCWD, path, flags, HR_OPEN_MODE(flags, flags));
+	return hr_guarded_openat(AT_FDCWD, path, flags, HR_OPEN_MODE(flags));
 }
 
 HR_EXPORT int open64(const char *path, int flags, ...)
 {
-	return hr_guarded_openat(AT_FDCWD, path, flags | O_LARGEFILE, HR_OPEN_MODE(flags, flags));
+	return hr_guarded_openat(AT_FDCWD, path, flags | O_LARGEFILE, HR_OPEN_MODE(flags));
 }
 
 HR_EXPORT int openat(int dirfd, const char *path, int flags, ...)
 {
-	return hr_guarded_openat(dirfd, path, flags, HR_OPEN_MODE(flags, flags));
+	return hr_guarded_openat(dirfd, path, flags, HR_OPEN_MODE(flags));
 }
 
 HR_EXPORT int openat64(int dirfd, const char *path, int flags, ...)
 {
-	return hr_guarded_openat(dirfd, path, flags | O_LARGEFILE, HR_OPEN_MODE(flags, flags));
+	return hr_guarded_openat(dirfd, path, flags | O_LARGEFILE, HR_OPEN_MODE(flags));
 }
 
 /* _FORTIFY_SOURCE's variants, for calls that pass no mode. */
