@@ -44,7 +44,7 @@ def restart_under_load(env, name, cmd, loads, restarts=3, duration=6.0, drain_ti
     srv = Server(env, name, cmd, drain_timeout=drain_timeout, extra_env=extra_env, cwd=cwd)
     first = srv.wait_ready()
     # The load outlasts the restart schedule, so every restart is under load.
-    running = [Load(duration + 2, **spec) for spec in loads]
+    running = [Load(duration + 120, **spec) for spec in loads]
     start = time.monotonic()
     watch = ExitWatch()
     pids = [first]
@@ -57,7 +57,8 @@ def restart_under_load(env, name, cmd, loads, restarts=3, duration=6.0, drain_ti
         pids.append(new)
     check(all(ld.proc.poll() is None for ld in running),
           "the load ended before the last restart (machine too slow?)")
-    results = [ld.result() for ld in running]
+    end = max(start + duration + 2, time.monotonic() + 1)
+    results = [ld.finish(end) for ld in running]
     exit_ms = watch.wait(exit_limit if exit_limit is not None else drain_timeout + 6)
     check(pid_alive(pids[-1]), "the last generation died: %s" % srv.tail())
     total = {k: sum(r[k] for r in results) for k in results[0] if k not in ("pids", "stderr")}

@@ -27,7 +27,7 @@ def multiproc_restarts(env, name, cmd, port, restarts=3, duration=6.0, keepalive
     the newest generation's processes answer."""
     srv = Server(env, name, cmd, drain_timeout=drain_timeout, app_log=app_log)
     master = srv.wait_ready()
-    load = Load(duration + 2, port=port, keepalive=keepalive)
+    load = Load(duration + 120, port=port, keepalive=keepalive)
     start = time.monotonic()
     watch = ExitWatch()
     generations = [master]
@@ -43,7 +43,7 @@ def multiproc_restarts(env, name, cmd, port, restarts=3, duration=6.0, keepalive
         old_members += [p for p in members if p != new]
         generations.append(new)
     check(load.proc.poll() is None, "the load ended before the last restart")
-    res = load.result()
+    res = load.finish(max(start + duration + 2, time.monotonic() + 1))
     exit_ms = watch.wait(exit_limit if exit_limit is not None else drain_timeout + 6)
     check_no_errors(res, name)
     check(not [p for p in old_members if pid_alive(p)], "old generation processes left")

@@ -299,6 +299,15 @@ class Load:
         self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                      text=True)
 
+    def finish(self, at):
+        """Ends the load at monotonic time `at` (it prints its summary on
+        SIGTERM) and returns its result: a load sized for the schedule
+        would end early whenever a slow machine delays a restart."""
+        time.sleep(max(0.0, at - time.monotonic()))
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        return self.result()
+
     def result(self):
         out, err = self.proc.communicate(timeout=self.duration + 30 * SCALE)
         line = out.strip().splitlines()[-1] if out.strip() else ""

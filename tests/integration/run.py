@@ -1,11 +1,15 @@
 #!/usr/bin/env python3
 """Integration test runner: each test starts real servers under the shim,
 loads them, restarts them and asserts what clients saw. Prints one line per
-test, a table of restarts and errors per server, and 'N passed, M failed'."""
+test, a table of restarts and errors per server, and 'N passed, M failed'.
+--jobs N runs the tests in N shards at once (every test uses its own ports,
+temp dir and processes), which keeps the whole suite within CI's time."""
 
 import argparse
 import importlib
 import os
+import selectors
+import subprocess
 import sys
 import time
 import traceback
@@ -24,7 +28,12 @@ def main():
                     help="the library is the ASan/UBSan build (preload the runtimes)")
     ap.add_argument("--quick", action="store_true", help="only the tests marked quick")
     ap.add_argument("--only", default="", help="run tests whose name contains this")
+    ap.add_argument("--jobs", type=int, default=1, help="shards run at once")
+    ap.add_argument("--shard", default="0/1", help="K/N: run every N-th test from the K-th")
     args = ap.parse_args()
+    if args.jobs > 1:
+        return run_shards(args)
+    shard, shards = (int(x) for x in args.shard.split("/"))
     if args.sanitized:
         os.environ.setdefault("HOTRESTART_TEST_SCALE", "2")
         harness.SCALE = float(os.environ["HOTRESTART_TEST_SCALE"])
@@ -40,11 +49,9 @@ def main():
         tests += [(n, f) for n, f in getattr(mod, "TESTS")]
     passed = failed = 0
     table = []
-    for name, fn in tests:
-        if args.only and args.only not in name:
-            continue
-        if args.quick and not getattr(fn, "quick", False):
-            continue
+    selected = [(n, f) for n, f in tests if (not args.only or args.only in n) and
+                (not args.quick or getattr(f, "quick", False))]
+    for name, fn in selected[shard::shards]:
         env = harness.Env(args.lib, sanitized=args.sanitized)
         start = time.monotonic()
         try:
@@ -68,17 +75,66 @@ def main():
                       (s.name, s.tail(25).replace("\n", "\n    ")), flush=True)
         finally:
             env.cleanup()
-    if table:
-        print("\n| server | load | restarts | ok | errors (refused/reset/timeout/bad/other) "
-              "| retried | old gen exit after handover (max ms) |")
-        print("|---|---|---|---|---|---|---|")
-        for r in table:
-            print("| %s | %s | %d | %d | %s | %d | %s |" % (
-                r["server"], r.get("load", "close"), r["restarts"], r["ok"],
-                "/".join(str(r[k]) for k in harness.ERROR_KINDS), r.get("retried", 0),
-                ("%.0f" % r["exit_ms"]) if r.get("exit_ms") is not None else "-"))
+    print_table([row_line(r) for r in table])
     print("%d passed, %d failed" % (passed, failed))
     return 1 if failed else 0
+
+
+TABLE_HEAD = ("| server | load | restarts | ok | errors (refused/reset/timeout/bad/other) "
+              "| retried | old gen exit after handover (max ms) |")
+
+
+def row_line(r):
+    return "| %s | %s | %d | %d | %s | %d | %s |" % (
+        r["server"], r.get("load", "close"), r["restarts"], r["ok"],
+        "/".join(str(r[k]) for k in harness.ERROR_KINDS), r.get("retried", 0),
+        ("%.0f" % r["exit_ms"]) if r.get("exit_ms") is not None else "-")
+
+
+def print_table(rows):
+    if rows:
+        print("\n" + TABLE_HEAD)
+        print("|---|---|---|---|---|---|---|")
+        for line in rows:
+            print(line)
+
+
+def run_shards(args):
+    """Runs the shards as child runners; their test lines pass through as
+    they come, their tables and counts are added up at the end."""
+    base = [sys.executable, os.path.abspath(__file__), "--lib", args.lib, "--only", args.only]
+    base += ["--sanitized"] if args.sanitized else []
+    base += ["--quick"] if args.quick else []
+    children = [subprocess.Popen(base + ["--shard", "%d/%d" % (k, args.jobs)],
+                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                 bufsize=1) for k in range(args.jobs)]
+    rows, passed, failed = [], 0, 0
+    sel = selectors.DefaultSelector()
+    for c in children:
+        sel.register(c.stdout, selectors.EVENT_READ, c)
+    open_count = len(children)
+    while open_count:
+        for key, _ in sel.select():
+            line = key.fileobj.readline()
+            if not line:
+                sel.unregister(key.fileobj)
+                open_count -= 1
+                continue
+            if line.startswith("| ") and not line.startswith("| server |"):
+                rows.append(line.rstrip("\n"))
+            elif line.startswith("|---") or line.startswith("| server |") or not line.strip():
+                continue
+            elif line.rstrip().endswith(" failed") and " passed, " in line:
+                p, f = line.split(" passed, ")
+                passed += int(p)
+                failed += int(f.split()[0])
+            else:
+                print(line, end="", flush=True)
+    for c in children:
+        c.wait()
+    print_table(rows)
+    print("%d passed, %d failed" % (passed, failed))
+    return 1 if failed or any(c.returncode not in (0, 1) for c in children) else 0
 
 
 if __name__ == "__main__":
