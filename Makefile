@@ -80,7 +80,7 @@ test: deps
 	$(MAKE) all $(BUILD)/unit-tests $(ASAN_LIB)
 	python3 tests/integration/test_wrapper_cli.py
 	$(BUILD)/unit-tests --jobs 1
-	python3 tests/integration/run.py --lib $(LIB)
+	python3 tests/integration/run.py --lib $(LIB) --jobs 2
 	python3 tests/integration/run.py --lib $(ASAN_LIB) --sanitized --quick
 
 demo: deps all

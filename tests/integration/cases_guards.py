@@ -7,6 +7,7 @@ squid. Each test uses its own ports and temp dir, so tests are independent."""
 import errno
 import fcntl
 import os
+import re
 import shutil
 import signal
 import socket
@@ -16,7 +17,7 @@ import time
 
 from cases_core import ExitWatch
 from harness import (Load, Server, check, check_no_errors, free_port, pid_alive, read_pid,
-                     server_bin, wait_for, ERROR_KINDS, SCALE)
+                     server_bin, status_json, wait_for, ERROR_KINDS, SCALE)
 
 
 def session_members(sid):
@@ -186,16 +187,22 @@ def test_data_lock_is_not_shared(env):
                                          "--pidfile", env.path("guard-own.pid"), "--data",
                                          env.path("data.db"), "--port", str(port)])
     first = srv.wait_ready()
-    load = Load(5, port=port)
+    load = Load(120, port=port)
     for _ in range(2):
         time.sleep(1)
         rc, out, err = srv.restart()
         check(rc == 1, "restart did not fail (%d): %s %s" % (rc, out, err))
+        # The reason is the successor's own, quoted from its stderr.
+        check(re.fullmatch(r'hotrestart: restart failed: successor exited with status 1: .*'
+                           r'"guard: cannot lock data file [^"]*"', err),
+              "restart's reason does not quote the server: %r" % err)
         check(srv.pid == first, "pid changed to %s" % srv.pid)
     check(load.proc.poll() is None, "the load ended before the last restart")
-    res = load.result()
+    res = load.finish(time.monotonic() + 1)
     check_no_errors(res, "guard datalock")
-    check("cannot lock data file" in srv.log_text(), "the server's reason is not in its log")
+    info = status_json(srv.pidfile)
+    check("cannot lock data file" in info.get("last_failure", ""),
+          "status --json last_failure: %r" % info.get("last_failure"))
     check(pid_alive(first), "the old generation died")
     return dict(res, server="guard datalock (restarts fail)", restarts=0)
 

@@ -2,12 +2,15 @@
 closing the listener from its TERM handler, accept loops with a receive
 timeout, and responses still being streamed when the restart comes."""
 
+import os
 import re
+import signal
 import socket
 import threading
+import time
 
-from harness import (Server, check, deploy, free_port, http_get, server_bin, status_json,
-                     wait_for, SCALE)
+from harness import (Load, Server, check, check_no_errors, deploy, free_port, http_get,
+                     server_bin, start_slow_request, status_json, wait_for, SCALE)
 
 
 def term_close(how):
@@ -130,7 +133,39 @@ def streamed(mode):
 
 test_rcvtimeo.quick = True
 
+def test_eintr_fatal(env):
+    """Issue 13 item 1: an app with no signal handler that treats EINTR from
+    epoll_wait() as fatal. Under the keeper its restarts and stop never
+    install a handler in it, and the old generation's drain work happens in
+    its own waits with the keeper's wake absorbed: a request in flight on the
+    old generation completes at every restart and at the stop."""
+    port = free_port()
+    srv = Server(env, "eintr", [server_bin("epoll_lt"), "--port", str(port), "--eintr-fatal"])
+    srv.wait_ready()
+    load = Load(120, port=port)
+    for _ in range(3):
+        t, result = start_slow_request(port)
+        wait_for(lambda: status_json(srv.pidfile)["connections"] >= 1, 5, "the slow request")
+        old, new, _ = srv.restart_ok()
+        t.join(10 * SCALE)
+        check(result.get("r", (0,))[0] == 200 and result["r"][1].get("x-pid") == str(old),
+              "request in flight on the old generation: %r" % (result.get("r"),))
+        srv.wait_gone(old, 15)
+    res = load.finish(time.monotonic() + 1)
+    check_no_errors(res, "epoll_lt --eintr-fatal")
+    t, result = start_slow_request(port)
+    wait_for(lambda: status_json(srv.pidfile)["connections"] >= 1, 5, "the slow request")
+    os.kill(srv.keeper, signal.SIGTERM)
+    t.join(10 * SCALE)
+    check(result.get("r", (0,))[0] == 200, "request in flight at the stop: %r" %
+          (result.get("r"),))
+    check(srv.proc.wait(15 * SCALE) == 0, "the keeper exited %s" % srv.proc.returncode)
+    check("EINTR is fatal" not in srv.log_text(), "the app saw an EINTR:\n%s" % srv.tail())
+    return dict(res, server="epoll_lt --eintr-fatal", restarts=3, exit_ms=None)
+
+
 TESTS = [
+    ("EINTR-fatal app: restarts and stop under the keeper", test_eintr_fatal),
     ("TERM handler closes the parked listener", term_close("close")),
     ("TERM handler shuts down the parked listener", term_close("shutdown")),
     ("accept() with SO_RCVTIMEO keeps timing out", test_rcvtimeo),

@@ -76,12 +76,14 @@ void srv_log_exit(pid_t pid, int status)
         srv_log("worker %d exited with status %d", (int)pid, WEXITSTATUS(status));
 }
 
+bool srv_eintr_fatal;
+
 /* ---- options ---- */
 
 static void __attribute__((noreturn)) usage(void)
 {
     srv_log("usage: %s [--host ADDR] [--port N] [--unix PATH] [--host6 ADDR] [--port6 N]"
-            " [--workers N] [--touch-mib N] [--pidfile PATH] [--app-signals]",
+            " [--workers N] [--touch-mib N] [--pidfile PATH] [--app-signals] [--eintr-fatal]",
             srv_name);
     exit(2);
 }
@@ -123,6 +125,7 @@ void srv_init(struct srv_opts *o, int argc, char **argv, const char *name,
         {"touch-mib", required_argument, NULL, 'm'},
         {"pidfile", required_argument, NULL, 'f'},
         {"app-signals", no_argument, NULL, 'a'},
+        {"eintr-fatal", no_argument, NULL, 'e'},
         {NULL, 0, NULL, 0},
     };
     int ch;
@@ -140,6 +143,7 @@ void srv_init(struct srv_opts *o, int argc, char **argv, const char *name,
         case 'm': o->touch_mib = parse_num(optarg, "--touch-mib", 0, 1L << 20); break;
         case 'f': o->pidfile = optarg; break;
         case 'a': o->app_signals = true; break;
+        case 'e': srv_eintr_fatal = true; break;
         default: usage();
         }
     }
@@ -759,6 +763,8 @@ void srv_epoll_lt_run(const int *lfds, int nl, struct conn_table *t)
     while (!srv_stop) {
         int n = epoll_wait(ep, evs, 64, ctab_timeout(t));
         if (n < 0) {
+            if (errno == EINTR && srv_eintr_fatal)
+                srv_die("epoll_wait interrupted: EINTR is fatal here");
             if (errno == EINTR)
                 continue;
             srv_die("epoll_wait");

@@ -26,6 +26,10 @@ struct srv_opts {
     bool app_signals;
 };
 
+/* --eintr-fatal: the epoll loop dies on EINTR, as apps that install no
+ * signal handler may (they never expect one). */
+extern bool srv_eintr_fatal;
+
 /* Set by the SIGTERM handlers; loops check it whenever a call fails with EINTR. */
 extern volatile sig_atomic_t srv_stop;
 
