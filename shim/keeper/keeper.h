@@ -86,6 +86,7 @@ struct hk_keeper {
 	long last_number;
 	bool stopping;
 	int exit_status;
+	bool status_final; /* exit_status decided, whatever ends the generations */
 	bool pidfile_written;
 	char unseen[400]; /* why restarts are impossible (listeners never seen) */
 	bool unseen_checked;

@@ -121,6 +121,7 @@ void hk_on_failed_start(struct hk_gen *g, const char *why)
 		/* The very first generation: the service cannot start. */
 		hr_error("generation %ld failed to start: %s", g->number, g->why);
 		K.exit_status = status ? status : 1;
+		K.status_final = true;
 		K.stopping = true;
 		return;
 	}
@@ -244,6 +245,17 @@ static void hk_judge(struct hk_gen *g, long long now)
 			hk_on_ready(g);
 			return;
 		}
+		if (K.live == g && g->root_reaped && g->chan_hup && WIFEXITED(g->root_status) &&
+		    WEXITSTATUS(g->root_status) == 0) {
+			/* A command that ran and ended well before serving: done. */
+			hr_info("generation %ld (pid %d) exited with status 0: the service ends",
+				g->number, (int)g->root);
+			K.exit_status = 0;
+			K.status_final = true;
+			K.stopping = true;
+			g->state = HK_GONE;
+			return;
+		}
 		if (g->root_reaped && (!WIFEXITED(g->root_status) || WEXITSTATUS(g->root_status) != 0 ||
 				       g->chan_hup)) {
 			hk_describe_status(g->root_status, why, sizeof why);
@@ -288,7 +300,7 @@ static void hk_judge(struct hk_gen *g, long long now)
 	if (g->state != HK_GONE && !hk_gen_alive(g)) {
 		if (K.live == g && !K.stopping && !g->crashed)
 			hk_on_gen_lost(g);
-		if (K.live == g)
+		if (K.live == g && !K.status_final)
 			K.exit_status = hk_service_status(g);
 		g->state = HK_GONE;
 		hr_debug("generation %ld is gone", g->number);

@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """CLI tests for scripts/hotrestart that need neither the library nor a real server.
 
-A fake control server (an abstract AF_UNIX socket bound by this test under the
-name a hotrestart'ed `sleep` child would use) stands in for the shim.
+A fake control server stands in for the keeper: a child process running this
+file with --serve, which binds the keeper's abstract socket name for its own
+PID (the wrapper checks that the peer is the process it asked for).
 """
 
 import json
@@ -55,41 +56,64 @@ def dead_pid():
     return proc.pid
 
 
+def keeper_name(pid):
+    return "\0hotrestart-keeper.%d.%d" % (os.stat("/proc/self/ns/pid").st_ino, pid)
+
+
 class FakeServer:
-    """Answers control requests for `pid` from a table {command: reply}; None = never answer."""
+    """A child process answering control requests for its own PID from a table
+    {command: reply} (None = never answer) that the test may change at any
+    time; it exits `exit_after` seconds after answering "stop" when given."""
 
-    def __init__(self, pid, replies):
-        self.replies = replies
-        self.received = []
-        self.held = []
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.bind(f"\0hotrestart-ctl.{pid}")
-        self.sock.listen(8)
-        threading.Thread(target=self.serve, daemon=True).start()
+    def __init__(self, tmp, replies):
+        self.table = os.path.join(tmp, "replies.json")
+        self.log = os.path.join(tmp, "received.txt")
+        self.set(replies)
+        open(self.log, "w").close()
+        self.proc = subprocess.Popen([sys.executable, os.path.abspath(__file__), "--serve",
+                                      self.table, self.log], stdout=subprocess.PIPE, text=True)
+        self.pid = self.proc.pid
+        self.proc.stdout.readline()  # "listening": bound and listening for its own PID
 
-    def serve(self):
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return  # socket closed by close()
-            threading.Thread(target=self.answer, args=(conn,), daemon=True).start()
+    def set(self, replies):
+        tmp = self.table + ".tmp"
+        with open(tmp, "w") as f:
+            json.dump(replies, f)
+        os.replace(tmp, self.table)
 
-    def answer(self, conn):
-        line = conn.makefile("rb").readline().decode()
-        self.received.append(line)
-        reply = self.replies.get(line.strip())
-        if reply is None:
-            self.held.append(conn)  # keep the client waiting for its timeout
-            return
-        conn.sendall(reply.encode() + b"\n")
-        conn.close()
+    @property
+    def received(self):
+        with open(self.log) as f:
+            return f.read().splitlines(keepends=True)
 
     def close(self):
-        self.sock.shutdown(socket.SHUT_RDWR)
-        self.sock.close()
-        for conn in self.held:
-            conn.close()
+        self.proc.kill()
+        self.proc.wait(timeout=TIMEOUT)
+
+
+def serve(table, log):
+    """--serve: the fake keeper's side (runs in the child)."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.bind(keeper_name(os.getpid()))
+    sock.listen(8)
+    print("listening", flush=True)
+    held = []
+    while True:
+        conn, _ = sock.accept()
+        line = conn.makefile("rb").readline().decode()
+        with open(log, "a") as f:
+            f.write(line)
+        with open(table) as f:
+            replies = json.load(f)
+        reply = replies.get(line.strip())
+        if reply is None:
+            held.append(conn)  # keep the client waiting for its timeout
+            continue
+        conn.sendall(reply.encode() + b"\n")
+        conn.close()
+        if line.strip() == "stop" and replies.get("exit_after") is not None:
+            time.sleep(replies["exit_after"])
+            os._exit(0)
 
 
 def test_usage_errors(tmp):
@@ -168,7 +192,7 @@ def test_run(tmp):
     open(lib, "w").close()
     env = {"HOTRESTART_LIBRARY": lib}
     show = ["sh", "-c", 'echo "$LD_PRELOAD|$HOTRESTART_PIDFILE|$HOTRESTART_DRAIN_TIMEOUT'
-                        '|$HOTRESTART_READY_TIMEOUT|$$"']
+                        '|$HOTRESTART_READY_TIMEOUT|$$|$PPID"']
     cwd = os.path.realpath(tmp)
 
     def launch(args, preload):
@@ -183,21 +207,36 @@ def test_run(tmp):
         out, err = proc.communicate(timeout=TIMEOUT)
         return proc, out.strip().split("|"), err
 
-    proc, fields, err = launch(["run", "--pidfile", "rel.pid", "--drain-timeout", "0.5",
+    proc, fields, err = launch(["run", "--exec", "--pidfile", "rel.pid", "--drain-timeout", "0.5",
                                 "--ready-timeout", "30", "--", *show], None)
     check("run sets LD_PRELOAD to the library", fields[0] == lib, f"{fields} {err!r}")
     check("run makes the pidfile absolute", fields[1] == os.path.join(cwd, "rel.pid"), f"{fields}")
     check("run passes the timeouts", fields[2:4] == ["0.5", "30"], f"{fields}")
-    check("run execs: the server keeps the wrapper's PID", fields[4] == str(proc.pid),
+    check("run --exec execs: the server keeps the wrapper's PID", fields[4] == str(proc.pid),
           f"{fields} vs {proc.pid}")
 
-    proc, fields, err = launch(["run", "--", *show], f"/usr/lib/other.so {lib}")
+    proc, fields, err = launch(["run", "--exec", "--", *show], f"/usr/lib/other.so {lib}")
     check("run prepends without duplicating", fields[0] == f"{lib}:/usr/lib/other.so", f"{fields}")
     check("run leaves unset timeouts unset", fields[1:4] == ["", "", ""], f"{fields}")
 
-    proc, fields, err = launch(["run", "--", WRAPPER, "run", "--", *show], None)
+    proc, fields, err = launch(["run", "--exec", "--", WRAPPER, "run", "--exec", "--", *show], None)
     check("nested run keeps one copy of the library", fields[0] == lib, f"{fields} {err!r}")
-    check("nested run still execs in place", fields[4] == str(proc.pid), f"{fields} vs {proc.pid}")
+    check("nested run --exec still execs in place", fields[4] == str(proc.pid),
+          f"{fields} vs {proc.pid}")
+
+    # The default: the wrapper's PID becomes the keeper, the server its child,
+    # preloaded, with the timeouts but not the keeper's own pid file.
+    proc, fields, err = launch(["run", "--pidfile", "rel.pid", "--drain-timeout", "0.5", "--",
+                                *show], f"/usr/lib/other.so {lib}")
+    check("run: the server is the keeper's child, the keeper has the wrapper's PID",
+          len(fields) == 6 and fields[5] == str(proc.pid) and fields[4] != str(proc.pid),
+          f"{fields} vs {proc.pid} {err!r}")
+    check("run: the server gets the library first", fields[0] == f"{lib}:/usr/lib/other.so",
+          f"{fields}")
+    check("run: the keeper's pid file stays the keeper's", fields[1] == "" and fields[2] == "0.5",
+          f"{fields}")
+    check("run: a server that exits 0 ends the keeper with 0", proc.returncode == 0,
+          f"{proc.returncode} {err!r}")
 
     expect("run of a missing command -> 127", hr("run", "--", "no-such-command-xyz", env=env), 127,
            stderr_has="no-such-command-xyz: not found")
@@ -219,11 +258,11 @@ STATUS = {"generation": 2,
 
 
 def test_control(tmp):
-    child = sleeper()
-    pid = str(child.pid)
     started = time.time() - 3725  # 1h 2m 5s ago
-    status = json.dumps(dict(STATUS, pid=child.pid, started_unix=started), separators=(",", ":"))
-    server = FakeServer(child.pid, {"restart": "ok pid=4242 ms=12.5", "status": status})
+    server = FakeServer(tmp, {})
+    pid = str(server.pid)
+    status = json.dumps(dict(STATUS, pid=server.pid, started_unix=started), separators=(",", ":"))
+    server.set({"restart": "ok pid=4242 ms=12.5", "status": status})
     try:
         res = hr("restart", pid)
         expect("restart ok", res, 0, stdout="restarted: new pid 4242, handover 12.5 ms\n")
@@ -234,10 +273,10 @@ def test_control(tmp):
         expect("restart via --pidfile", hr("restart", "--pidfile", pidfile), 0,
                stdout="restarted: new pid 4242, handover 12.5 ms\n")
 
-        server.replies["restart"] = "fail successor exited with status 1"
+        server.set({"restart": "fail successor exited with status 1", "status": status})
         expect("restart fail -> 1", hr("restart", pid), 1,
                stderr_has="hotrestart: restart failed: successor exited with status 1")
-        server.replies["restart"] = None
+        server.set({"status": status})
         start = time.monotonic()
         res = hr("restart", pid, "--timeout", "0.3")
         expect("restart without reply -> 4", res, 4, stderr_has="restart did not finish within 0.3 s")
@@ -251,28 +290,43 @@ def test_control(tmp):
                   "  fd 7  [::]:8443", "connections: 3", "state: serving"]
         check("status human form", res.returncode == 0 and all(w in lines for w in wanted)
               and any(l.startswith("started: ") and "(up 1h 2m " in l for l in lines), describe(res))
-        server.replies["status"] = json.dumps(dict(STATUS, pid=child.pid, started_unix=started,
-                                                    upgrading=True))
+        server.set({"status": json.dumps(dict(STATUS, pid=server.pid, started_unix=started,
+                                               upgrading=True))})
         check("status shows upgrading", "state: upgrading" in hr("status", pid).stdout)
-        server.replies["status"] = "{not json"
+        server.set({"status": "{not json"})
         expect("status with invalid JSON -> 1", hr("status", pid, "--json"), 1, stderr_has="invalid status")
 
-        server.replies["stop"] = "fail already stopping"
+        server.set({"stop": "fail already stopping"})
         expect("stop fail -> 1", hr("stop", pid), 1, stderr_has="stop failed: already stopping")
-        server.replies["stop"] = "ok"
+        server.set({"stop": "ok"})
         expect("stop while the process lingers -> 4", hr("stop", pid, "--timeout", "0.3"), 4,
                stderr_has="still running")
-        # The child is killed but not reaped: the wrapper must treat the zombie as gone.
-        threading.Timer(0.3, child.kill).start()
+        # The fake exits but is not reaped: the wrapper must treat the zombie as gone.
+        server.set({"stop": "ok", "exit_after": 0.3})
         expect("stop waits for exit (zombie counts as gone)", hr("stop", pid, "--timeout", "10"), 0,
                stdout=f"stopped: pid {pid}\n")
     finally:
         server.close()
-        child.kill()
-        child.wait(timeout=TIMEOUT)
+
+    # A process squatting the name of another PID never gets to answer.
+    victim = sleeper()
+    squat = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        squat.bind(keeper_name(victim.pid))
+        squat.listen(1)
+        res = hr("restart", str(victim.pid), "--timeout", "3")
+        expect("a squatter on the control name is refused -> 1", res, 1,
+               stderr_has="held by another process")
+    finally:
+        squat.close()
+        victim.kill()
+        victim.wait(timeout=TIMEOUT)
 
 
 def main():
+    if sys.argv[1:2] == ["--serve"]:
+        serve(*sys.argv[2:4])
+        return 0
     with tempfile.TemporaryDirectory() as tmp:
         groups = (("usage errors", lambda: test_usage_errors(tmp)), ("help", test_help),
                   ("targets", lambda: test_targets(tmp)), ("run", lambda: test_run(tmp)),
