@@ -604,16 +604,22 @@ void hk_gen_tick(struct hk_gen *g, long long now)
 {
 	if (g->state == HK_DRAINING && now >= g->next_tick_ms) {
 		g->next_tick_ms = now + HK_TICK_MS;
-		hk_gen_wake_waiters(g);
+		/* The stop signal comes a tick after the last wake: a wake landing
+		 * with it would make the hooks absorb the EINTR the app's own
+		 * handler expects. */
+		if (g->ending_why[0]) {
+			hk_gen_end(g, g->ending_why);
+			return;
+		}
 		long conns = hk_gen_connections(g, true);
 		if (conns == 0)
-			hk_gen_end(g, "drained");
-		else if (now >= g->deadline_ms) {
-			char why[96];
-			snprintf(why, sizeof why, "reached the drain timeout with %ld connection%s", conns,
+			snprintf(g->ending_why, sizeof g->ending_why, "drained");
+		else if (now >= g->deadline_ms)
+			snprintf(g->ending_why, sizeof g->ending_why,
+				 "reached the drain timeout with %ld connection%s", conns,
 				 conns == 1 ? "" : "s");
-			hk_gen_end(g, why);
-		}
+		else
+			hk_gen_wake_waiters(g);
 	} else if (g->state == HK_ENDING && now >= g->deadline_ms && !g->killed) {
 		hr_error("generation %ld did not exit within %.1f s of signal %d: killing it",
 			 g->number, hr_cfg.stop_grace, hr_cfg.stop_signal);

@@ -55,6 +55,7 @@ struct hk_gen {
 	bool stopping;	/* drained for a stop of the service, not a handover */
 	bool killed;	/* SIGKILL was needed */
 	bool crashed;	/* died or lost its main process unasked */
+	char ending_why[96]; /* drained (or timed out): ended at the next tick */
 	char why[512];	/* a failure, for the restart client */
 };
 
