@@ -30,6 +30,9 @@ CORE_SRC = $(filter-out shim/hooks.c shim/init.c,$(SHIM_SRC))
 
 SERVER_SRC = $(filter-out tests/servers/common.c,$(wildcard tests/servers/*.c))
 SERVERS = $(patsubst tests/servers/%.c,$(BUILD)/servers/%,$(SERVER_SRC))
+# Static builds: servers LD_PRELOAD cannot reach (the seccomp path).
+STATIC_CC ?= $(if $(shell command -v musl-gcc),musl-gcc,$(CC))
+STATIC_SERVERS = $(addprefix $(BUILD)/servers-static/,blocking epoll_lt epoll_graceful)
 UNIT_SRC = $(wildcard tests/unit/*.c)
 
 LIB = $(BUILD)/libhotrestart.so
@@ -37,7 +40,7 @@ ASAN_LIB = $(BUILD)/asan/libhotrestart.so
 
 .PHONY: all test unit integration asan-test deps demo bench install uninstall clean
 
-all: $(LIB) $(KEEPER) $(SERVERS) $(BUILD)/loadclient
+all: $(LIB) $(KEEPER) $(SERVERS) $(STATIC_SERVERS) $(BUILD)/loadclient
 
 $(KEEPER): $(KEEPER_SRC) $(wildcard shim/keeper/*.h) $(SHIM_HDR)
 	@mkdir -p $(@D)
@@ -54,6 +57,10 @@ $(ASAN_LIB): $(SHIM_SRC) $(SHIM_HDR) shim/libhotrestart.map
 $(BUILD)/servers/%: tests/servers/%.c tests/servers/common.c tests/servers/common.h
 	@mkdir -p $(@D)
 	$(CC) $(BASE_CFLAGS) -O2 -o $@ $< tests/servers/common.c
+
+$(BUILD)/servers-static/%: tests/servers/%.c tests/servers/common.c tests/servers/common.h
+	@mkdir -p $(@D)
+	$(STATIC_CC) $(BASE_CFLAGS) -O2 -static -o $@ $< tests/servers/common.c
 
 $(BUILD)/loadclient: tests/loadclient.c
 	@mkdir -p $(@D)

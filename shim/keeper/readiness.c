@@ -2,7 +2,8 @@
  * /proc while it starts (every 10 ms, until the ready timeout): it is ready
  * once it waits on its listeners, that is a thread blocked in accept() on
  * one, or the listener in an epoll set a thread waits on (the epoll fd's
- * fdinfo lists its targets' inodes).
+ * fdinfo lists its targets' inodes), or once it holds a connection
+ * accepted from one (too busy to be seen waiting).
  * - A supervised generation is judged on the listeners it took by bind()
  *   and listen().
  * - Any other generation is looked at for listeners the library never
@@ -13,6 +14,7 @@
 
 #include "../log.h"
 
+#include <arpa/inet.h>
 #include <dirent.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -59,6 +61,56 @@ static void hk_mark_epoll(pid_t pid, long epfd, const unsigned long *inos, int n
 			hk_mark(strtoul(at + 5, NULL, 16), inos, n, waited);
 	}
 	fclose(f);
+}
+
+/* Local ports of the TCP listeners inos[] (0 for others), from the keeper's
+ * own copies. */
+static void hk_listener_ports(const unsigned long *inos, int n, unsigned *ports)
+{
+	for (int i = 0; i < n; i++) {
+		ports[i] = 0;
+		for (int k = 0; k < K.n_listeners; k++) {
+			struct sockaddr_storage ss;
+			socklen_t len = sizeof ss;
+			if (K.listeners[k].ino != inos[i] ||
+			    getsockname(K.listeners[k].fd, (struct sockaddr *)&ss, &len) < 0)
+				continue;
+			if (ss.ss_family == AF_INET)
+				ports[i] = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+			else if (ss.ss_family == AF_INET6)
+				ports[i] = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+		}
+	}
+}
+
+/* Marks listeners pid has accepted connections from: a server too busy to
+ * be seen waiting (a blocking accept() loop under load) serves already. */
+static void hk_proc_serves(pid_t pid, const unsigned long *inos, int n, bool *waited)
+{
+	unsigned ports[HK_MAX_LISTENERS];
+	hk_listener_ports(inos, n, ports);
+	static const char *const tables[] = { "tcp", "tcp6" };
+	for (int t = 0; t < 2; t++) {
+		char path[64], line[512];
+		snprintf(path, sizeof path, "/proc/%d/net/%s", (int)pid, tables[t]);
+		FILE *f = fopen(path, "re");
+		while (f && fgets(line, sizeof line, f)) {
+			char local[64];
+			unsigned state;
+			unsigned long ino;
+			if (sscanf(line, " %*s %63s %*s %x %*s %*s %*s %*s %*s %lu", local, &state, &ino) !=
+				    3 ||
+			    state != 0x01 || !ino)
+				continue;
+			const char *colon = strchr(local, ':');
+			unsigned port = colon ? (unsigned)strtoul(colon + 1, NULL, 16) : 0;
+			for (int i = 0; i < n; i++)
+				if (port && ports[i] == port && !waited[i] && hk_proc_holds_inode(pid, ino))
+					waited[i] = true;
+		}
+		if (f)
+			fclose(f);
+	}
 }
 
 /* Sets waited[i] for each inos[i] some thread of pid waits on. */
@@ -112,8 +164,10 @@ static bool hk_all_waited(const struct hk_gen *g, const unsigned long *inos, int
 	bool waited[HK_MAX_LISTENERS] = { false };
 	pid_t pids[2];
 	int np = hk_watched(g, pids);
-	for (int i = 0; i < np; i++)
+	for (int i = 0; i < np; i++) {
 		hk_proc_waits(pids[i], inos, n, waited);
+		hk_proc_serves(pids[i], inos, n, waited);
+	}
 	for (int i = 0; i < n; i++)
 		if (!waited[i])
 			return false;

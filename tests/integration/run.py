@@ -13,7 +13,8 @@ import traceback
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 
-MODULES = ["cases_core", "cases_failures", "cases_multiproc", "cases_systemd", "cases_keeper"]
+MODULES = ["cases_core", "cases_failures", "cases_multiproc", "cases_systemd", "cases_keeper",
+           "cases_seccomp"]
 
 
 def main():
