@@ -174,6 +174,7 @@ bool hk_supervise_claimed(const struct hk_gen *g, unsigned long ino);
 pid_t hk_proc_tgid(pid_t tid);
 int hk_outside_fd(pid_t pid, int fd);
 bool hk_outside_cloexec(pid_t pid, int fd);
+int hk_outside_sockets(pid_t pid, int *fds, unsigned long *inos, int max);
 int hk_outside_listeners(pid_t pid, int *fds, unsigned long *inos, int max);
 
 /* readiness.c: a generation without hooks, judged from /proc */

@@ -9,10 +9,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#define HK_LISTEN_INODES 1024
+#define HK_SOCKETS_LOOKED_AT 512 /* per process and look: bounded work */
 
 /* The process (thread group) of thread tid: seccomp names the thread. */
 pid_t hk_proc_tgid(pid_t tid)
@@ -57,42 +58,37 @@ bool hk_outside_cloexec(pid_t pid, int fd)
 	return (flags & O_CLOEXEC) != 0;
 }
 
-/* Adds the inodes of listening sockets in one of /proc/PID/net's tables. */
-static int hk_listen_inodes(pid_t pid, const char *table, unsigned long *inos, int n)
+static bool hk_held_inode(unsigned long ino)
 {
-	char path[64], line[512];
-	snprintf(path, sizeof path, "/proc/%d/net/%s", (int)pid, table);
-	FILE *f = fopen(path, "re");
-	if (!f)
-		return n;
-	bool unix_table = strcmp(table, "unix") == 0;
-	while (n < HK_LISTEN_INODES && fgets(line, sizeof line, f)) {
-		unsigned long ino, flags;
-		unsigned state, type;
-		if (unix_table) {
-			/* Num RefCount Protocol Flags Type St Inode Path; __SO_ACCEPTCON */
-			if (sscanf(line, "%*s %*s %*s %lx %x %*s %lu", &flags, &type, &ino) == 3 &&
-			    (flags & 0x10000) && type == 1)
-				inos[n++] = ino;
-		} else if (sscanf(line, " %*s %*s %*s %x %*s %*s %*s %*s %*s %lu", &state, &ino) == 2 &&
-			   state == 0x0A) {
-			inos[n++] = ino;
-		}
-	}
-	fclose(f);
-	return n;
+	for (int i = 0; i < K.n_listeners; i++)
+		if (K.listeners[i].ino == ino)
+			return true;
+	return false;
 }
 
-int hk_outside_listeners(pid_t pid, int *fds, unsigned long *inos, int max)
+/* Whether socket fd of pid listens: a listener the keeper holds does;
+ * another socket is asked on a copy (SO_ACCEPTCONN), which costs a few
+ * system calls per socket, not a read of the namespace's whole TCP table
+ * (tens of thousands of TIME_WAIT lines under connection-per-request load). */
+static bool hk_listens(pid_t pid, int fd, unsigned long ino)
 {
-	static unsigned long listening[HK_LISTEN_INODES];
-	int nl = 0;
-	nl = hk_listen_inodes(pid, "tcp", listening, nl);
-	nl = hk_listen_inodes(pid, "tcp6", listening, nl);
-	nl = hk_listen_inodes(pid, "unix", listening, nl);
+	if (hk_held_inode(ino))
+		return true;
+	int copy = hk_outside_fd(pid, fd);
+	if (copy < 0)
+		return false;
+	int on = 0;
+	socklen_t len = sizeof on;
+	bool listening = getsockopt(copy, SOL_SOCKET, SO_ACCEPTCONN, &on, &len) == 0 && on;
+	close(copy);
+	return listening;
+}
+
+int hk_outside_sockets(pid_t pid, int *fds, unsigned long *inos, int max)
+{
 	char path[64];
 	snprintf(path, sizeof path, "/proc/%d/fd", (int)pid);
-	DIR *d = nl ? opendir(path) : NULL;
+	DIR *d = opendir(path);
 	if (!d)
 		return 0;
 	int n = 0;
@@ -107,13 +103,23 @@ int hk_outside_listeners(pid_t pid, int *fds, unsigned long *inos, int max)
 		link[len] = '\0';
 		if (sscanf(link, "socket:[%lu]", &ino) != 1)
 			continue;
-		for (int i = 0; i < nl; i++)
-			if (listening[i] == ino) {
-				fds[n] = atoi(e->d_name);
-				inos[n++] = ino;
-				break;
-			}
+		fds[n] = atoi(e->d_name);
+		inos[n++] = ino;
 	}
 	closedir(d);
+	return n;
+}
+
+int hk_outside_listeners(pid_t pid, int *fds, unsigned long *inos, int max)
+{
+	int all_fds[HK_SOCKETS_LOOKED_AT];
+	unsigned long all_inos[HK_SOCKETS_LOOKED_AT];
+	int total = hk_outside_sockets(pid, all_fds, all_inos, HK_SOCKETS_LOOKED_AT);
+	int n = 0;
+	for (int i = 0; i < total && n < max; i++)
+		if (hk_listens(pid, all_fds[i], all_inos[i])) {
+			fds[n] = all_fds[i];
+			inos[n++] = all_inos[i];
+		}
 	return n;
 }

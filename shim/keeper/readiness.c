@@ -84,32 +84,35 @@ static void hk_listener_ports(const unsigned long *inos, int n, unsigned *ports)
 }
 
 /* Marks listeners pid has accepted connections from: a server too busy to
- * be seen waiting (a blocking accept() loop under load) serves already. */
+ * be seen waiting (a blocking accept() loop under load) serves already.
+ * An accepted TCP socket has the listener's local port. */
 static void hk_proc_serves(pid_t pid, const unsigned long *inos, int n, bool *waited)
 {
 	unsigned ports[HK_MAX_LISTENERS];
 	hk_listener_ports(inos, n, ports);
-	static const char *const tables[] = { "tcp", "tcp6" };
-	for (int t = 0; t < 2; t++) {
-		char path[64], line[512];
-		snprintf(path, sizeof path, "/proc/%d/net/%s", (int)pid, tables[t]);
-		FILE *f = fopen(path, "re");
-		while (f && fgets(line, sizeof line, f)) {
-			char local[64];
-			unsigned state;
-			unsigned long ino;
-			if (sscanf(line, " %*s %63s %*s %x %*s %*s %*s %*s %*s %lu", local, &state, &ino) !=
-				    3 ||
-			    state != 0x01 || !ino)
-				continue;
-			const char *colon = strchr(local, ':');
-			unsigned port = colon ? (unsigned)strtoul(colon + 1, NULL, 16) : 0;
-			for (int i = 0; i < n; i++)
-				if (port && ports[i] == port && !waited[i] && hk_proc_holds_inode(pid, ino))
-					waited[i] = true;
-		}
-		if (f)
-			fclose(f);
+	int fds[HK_MAX_WATCH];
+	unsigned long sock[HK_MAX_WATCH];
+	int ns = hk_outside_sockets(pid, fds, sock, HK_MAX_WATCH);
+	for (int s = 0; s < ns; s++) {
+		bool listener = false;
+		for (int i = 0; i < n; i++)
+			listener |= inos[i] == sock[s];
+		int copy = listener ? -1 : hk_outside_fd(pid, fds[s]);
+		if (copy < 0)
+			continue;
+		struct sockaddr_storage ss;
+		socklen_t len = sizeof ss;
+		unsigned port = 0;
+		if (getsockname(copy, (struct sockaddr *)&ss, &len) < 0)
+			ss.ss_family = AF_UNSPEC;
+		if (ss.ss_family == AF_INET)
+			port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+		else if (ss.ss_family == AF_INET6)
+			port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+		close(copy);
+		for (int i = 0; i < n; i++)
+			if (port && ports[i] == port)
+				waited[i] = true;
 	}
 }
 
@@ -164,14 +167,18 @@ static bool hk_all_waited(const struct hk_gen *g, const unsigned long *inos, int
 	bool waited[HK_MAX_LISTENERS] = { false };
 	pid_t pids[2];
 	int np = hk_watched(g, pids);
-	for (int i = 0; i < np; i++) {
+	for (int i = 0; i < np; i++)
 		hk_proc_waits(pids[i], inos, n, waited);
-		hk_proc_serves(pids[i], inos, n, waited);
-	}
+	bool all = true;
 	for (int i = 0; i < n; i++)
-		if (!waited[i])
-			return false;
-	return n > 0;
+		all &= waited[i];
+	for (int i = 0; i < np && !all; i++) {
+		hk_proc_serves(pids[i], inos, n, waited);
+		all = true;
+		for (int k = 0; k < n; k++)
+			all &= waited[k];
+	}
+	return all && n > 0;
 }
 
 static void hk_supervised_look(struct hk_gen *g, long long now)

@@ -4,6 +4,7 @@ notification and judges their readiness from /proc; the old generation gets
 its stop signal at handover."""
 
 import os
+import re
 import shutil
 import subprocess
 import time
@@ -53,7 +54,7 @@ def hookless_restarts(env, name, cmd, port, slow=True, graceful=True, close_rest
     """close_restarts under connection-per-request load, then
     keepalive_restarts under keep-alive load, each with a /slow request in
     flight; then a clean stop leaving nothing behind."""
-    srv = Server(env, name, cmd, drain_timeout=10)
+    srv = Server(env, re.sub(r"[^A-Za-z0-9_.-]+", "-", name), cmd, drain_timeout=10)
     srv.wait_ready()
     rows = []
     handovers = []
@@ -141,7 +142,7 @@ def test_caddy(env):
     port = free_port()
     conf = env.path("Caddyfile")
     with open(conf, "w") as f:
-        f.write("{\n\tadmin off\n\tauto_https off\n\tpersist_config off\n}\n"
+        f.write("{\n\tadmin off\n\tauto_https off\n}\n"
                 "http://127.0.0.1:%d {\n\trespond \"hello from caddy\"\n}\n" % port)
     # Caddy has no way to answer after 2 s with `respond` alone: no /slow.
     return hookless_restarts(env, "caddy", [caddy, "run", "--config", conf, "--adapter",
