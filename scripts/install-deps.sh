@@ -4,7 +4,7 @@
 set -euo pipefail
 
 PACKAGES=(build-essential pkg-config libcriterion-dev python3 lighttpd nginx wrk gnuplot-nox
-          strace nodejs systemd iproute2 procps curl)
+          strace nodejs systemd iproute2 procps curl golang-go caddy musl-tools)
 POLICY=/usr/sbin/policy-rc.d
 
 die() { echo "install-deps: $*" >&2; exit 1; }

@@ -14,6 +14,7 @@
 #include "../addrmatch.h"
 #include "../log.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/seccomp.h>
@@ -80,6 +81,16 @@ static const struct hk_listener *hk_match(const struct hk_gen *g, int family,
 	return best;
 }
 
+/* The port of an IP address; 1 for other families (they have none). */
+static unsigned hk_port(const struct sockaddr_storage *ss)
+{
+	if (ss->ss_family == AF_INET)
+		return ntohs(((const struct sockaddr_in *)ss)->sin_port);
+	if (ss->ss_family == AF_INET6)
+		return ntohs(((const struct sockaddr_in6 *)ss)->sin6_port);
+	return 1;
+}
+
 static void hk_answer_bind(struct hk_gen *g, const struct seccomp_notif *req,
 			   struct seccomp_notif_resp *resp)
 {
@@ -112,7 +123,10 @@ static void hk_answer_bind(struct hk_gen *g, const struct seccomp_notif *req,
 		resp->val = 0;
 		return;
 	}
-	const struct hk_listener *l = stream ? hk_match(g, domain, (struct sockaddr *)&addr, len) : NULL;
+	/* Port 0 is not a listener's address here: Go's start-up binds
+	 * [::ffff:127.0.0.1]:0 and [::1]:0 to probe the IP stack. */
+	const struct hk_listener *l =
+		stream && hk_port(&addr) ? hk_match(g, domain, (struct sockaddr *)&addr, len) : NULL;
 	if (!l || flflags < 0)
 		return;
 	/* O_NONBLOCK lives on the shared open file: the caller's choice wins
