@@ -1202,7 +1202,9 @@ class Bench:
         servers = {}
         for name, flag in (("without", "--no-seccomp"), ("with", "--seccomp")):
             port = pick_ports()
-            servers[name] = (port, HotRestart(target, port, logp, run_args=[flag],
+            # Without the filter nothing tells the keeper the static server
+            # is ready: it writes the pid file at the (short) ready timeout.
+            servers[name] = (port, HotRestart(target, port, logp, run_args=[flag], ready_timeout=2,
                                               argv=[STATIC_EPOLL_LT, "--port", str(port)]))
         pairs = []
         try:
