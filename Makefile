@@ -21,15 +21,18 @@ SAN_FLAGS = -fsanitize=address,undefined -fno-omit-frame-pointer
 SHIM_SRC = $(wildcard shim/*.c)
 SHIM_HDR = $(wildcard shim/*.h)
 # The keeper: its own files plus the shim's pure ones (config, log, pid file,
-# sd_notify, LISTEN_FDS, addresses) and the libc table they use.
+# sd_notify, LISTEN_FDS, addresses, address matching) and the libc table they use.
 KEEPER_SRC = $(wildcard shim/keeper/*.c) shim/config.c shim/log.c shim/pidfile.c \
-	shim/notify.c shim/listenfds.c shim/sockaddr.c shim/libc.c
+	shim/notify.c shim/listenfds.c shim/sockaddr.c shim/addrmatch.c shim/libc.c
 KEEPER = $(BUILD)/hotrestart-keeper
 # Everything but the hooks and the constructor: what unit tests link.
 CORE_SRC = $(filter-out shim/hooks.c shim/init.c,$(SHIM_SRC))
 
 SERVER_SRC = $(filter-out tests/servers/common.c,$(wildcard tests/servers/*.c))
 SERVERS = $(patsubst tests/servers/%.c,$(BUILD)/servers/%,$(SERVER_SRC))
+# Static builds: servers LD_PRELOAD cannot reach (the seccomp path).
+STATIC_CC ?= $(if $(shell command -v musl-gcc),musl-gcc,$(CC))
+STATIC_SERVERS = $(addprefix $(BUILD)/servers-static/,blocking epoll_lt epoll_graceful)
 UNIT_SRC = $(wildcard tests/unit/*.c)
 
 LIB = $(BUILD)/libhotrestart.so
@@ -37,7 +40,7 @@ ASAN_LIB = $(BUILD)/asan/libhotrestart.so
 
 .PHONY: all test unit integration asan-test deps demo bench install uninstall clean
 
-all: $(LIB) $(KEEPER) $(SERVERS) $(BUILD)/loadclient
+all: $(LIB) $(KEEPER) $(SERVERS) $(STATIC_SERVERS) $(BUILD)/loadclient
 
 $(KEEPER): $(KEEPER_SRC) $(wildcard shim/keeper/*.h) $(SHIM_HDR)
 	@mkdir -p $(@D)
@@ -54,6 +57,10 @@ $(ASAN_LIB): $(SHIM_SRC) $(SHIM_HDR) shim/libhotrestart.map
 $(BUILD)/servers/%: tests/servers/%.c tests/servers/common.c tests/servers/common.h
 	@mkdir -p $(@D)
 	$(CC) $(BASE_CFLAGS) -O2 -o $@ $< tests/servers/common.c
+
+$(BUILD)/servers-static/%: tests/servers/%.c tests/servers/common.c tests/servers/common.h
+	@mkdir -p $(@D)
+	$(STATIC_CC) $(BASE_CFLAGS) -O2 -static -o $@ $< tests/servers/common.c
 
 $(BUILD)/loadclient: tests/loadclient.c
 	@mkdir -p $(@D)

@@ -7,6 +7,7 @@
 #include <sys/socket.h>
 #include <sys/types.h>
 
+#include "addrmatch.h"
 #include "listenfds.h"
 
 /* Reads the environment and adopts valid inherited listeners; on any
@@ -28,11 +29,6 @@ const char *hr_inherit_name(unsigned long ino);
 /* Whether path names an inherited AF_UNIX listener the app has not yet
  * claimed: its start-up unlink(path) must not delete the live socket. */
 int hr_inherit_holds_path(const char *path);
-
-/* Address matching, exposed for unit tests: 2 exact, 1 the app's wildcard
- * bind on the port of a specific listener, 0 no match (port 0 never). */
-int hr_addr_match(const struct sockaddr *want, socklen_t wantlen, const struct sockaddr *have,
-		  socklen_t havelen);
 
 /* Lock for fork safety (pthread_atfork). */
 void hr_inherit_lock(void);

@@ -14,7 +14,9 @@ the key figures to build/bench/summary.json, plots to build/bench/*.png):
      -> exit of the old generation (from the runs of section 1);
   4. spawn cost versus server size (0.1, 1, 4 GiB touched), with a plain
      fork()+exec() for contrast;
-  5. 10,000 idle keep-alive connections and 64 listeners.
+  5. 10,000 idle keep-alive connections and 64 listeners;
+  6. accept-path cost of the seccomp filter (a static server with and without
+     it, pairs of runs, alternated).
 
 Benchmark helpers (C, scripts/bench/*.c) are built into build/bench/.
 Everything is time-bounded; every process started here is killed at the end.
@@ -45,6 +47,7 @@ LOGS = os.path.join(OUT, "logs")
 WRAPPER = os.path.join(ROOT, "scripts", "hotrestart")
 LOADCLIENT = os.path.join(BUILD, "loadclient")
 EPOLL_LT = os.path.join(BUILD, "servers", "epoll_lt")
+STATIC_EPOLL_LT = os.path.join(BUILD, "servers-static", "epoll_lt")
 # The wrapper is run by this interpreter rather than through its
 # "#!/usr/bin/env python3", which may find a slow shim (pyenv: +0.1 s a call).
 PY_WRAPPER = [sys.executable, WRAPPER]
@@ -505,8 +508,9 @@ class ReusePort(Method):
 class HotRestart(Method):
     key = "hotrestart"
 
-    def __init__(self, target, port, logpipe, argv=None, ready_timeout=30):
+    def __init__(self, target, port, logpipe, argv=None, ready_timeout=30, run_args=()):
         super().__init__(target, port, logpipe)
+        self.run_args = list(run_args)
         self.pidfile = os.path.join(target.workdir, "hotrestart-%d.pid" % port)
         self.argv = argv or target.argv(port)
         self.ready_timeout = ready_timeout
@@ -521,7 +525,8 @@ class HotRestart(Method):
 
     def launch(self):
         self.p = self.spawn(PY_WRAPPER + ["run", "--pidfile", self.pidfile, "--drain-timeout", "10",
-                             "--ready-timeout", str(self.ready_timeout), "--"] + self.argv)
+                             "--ready-timeout", str(self.ready_timeout)] + self.run_args +
+                            ["--"] + self.argv)
 
     def wait_ready(self):
         def ready():
@@ -1185,6 +1190,56 @@ class Bench:
                   md_table(["metric", "without", "with hotrestart", "ratio (median)",
                             "per-pair ratios"], rows))
 
+    # -- section 6: cost of the seccomp filter
+
+    def filter_cost(self):
+        """A static epoll_lt under the keeper, with and without the seccomp
+        filter (bind/listen notified, every other call allowed after a few
+        BPF instructions): accept-path throughput, pairs as in section 2."""
+        c = self.cfg
+        target = Target("epoll_lt", os.path.join(OUT, "www-epoll_lt"))
+        logp = LogPipe(os.path.join(LOGS, "filter.log"))
+        servers = {}
+        for name, flag in (("without", "--no-seccomp"), ("with", "--seccomp")):
+            port = pick_ports()
+            # Without the filter nothing tells the keeper the static server
+            # is ready: it writes the pid file at the (short) ready timeout.
+            servers[name] = (port, HotRestart(target, port, logp, run_args=[flag], ready_timeout=2,
+                                              argv=[STATIC_EPOLL_LT, "--port", str(port)]))
+        pairs = []
+        try:
+            for _port, srv in servers.values():
+                srv.start()
+            for i in range(c["pairs"]):
+                self.check_time(2 * c["pair_s"] + 1)
+                order = ["without", "with"] if i % 2 == 0 else ["with", "without"]
+                pair = {}
+                for name in order:
+                    out, _ = finish(start_wrk(servers[name][0], c["pair_s"], c["conns"], False),
+                                    c["pair_s"] + 30)
+                    pair[name] = parse_wrk(out)
+                pairs.append(pair)
+                log("filter pair %d: without %.0f req/s, with %.0f req/s" %
+                    (i + 1, pair["without"]["rps"], pair["with"]["rps"]))
+        finally:
+            for _port, srv in servers.values():
+                srv.stop()
+            logp.close()
+        ratios = [p["with"]["rps"] / p["without"]["rps"] for p in pairs
+                  if p["with"].get("rps") and p["without"].get("rps")]
+        summ = dict(pairs=len(pairs), without=median(p["without"]["rps"] for p in pairs),
+                    with_=median(p["with"]["rps"] for p in pairs), ratio_median=median(ratios))
+        self.summary["seccomp_filter"] = summ
+        self.emit(section=6, text="## 6. Cost of the seccomp filter\n\n"
+                  "Static (musl) epoll_lt under `hotrestart run --no-seccomp` vs. `--seccomp`, wrk "
+                  "-t1 -c%d -H 'Connection: close', %d pairs of %d s runs taken alternately. "
+                  "Ratio = with/without per pair, then the median.\n\n" %
+                  (c["conns"], len(pairs), c["pair_s"]) +
+                  md_table(["metric", "without filter", "with filter", "ratio (median)",
+                            "per-pair ratios"],
+                           [["requests/s", fmt(summ["without"], 0), fmt(summ["with_"], 0),
+                             fmt(summ["ratio_median"], 3), ", ".join(fmt(x, 3) for x in ratios)]]))
+
     # -- section 4: spawn cost versus size
 
     def spawn_cost(self):
@@ -1596,6 +1651,7 @@ class Bench:
         self.section("sections 1 and 3 (report)", self.report_section1)
         self.section("section 5 (scale)", self.scale)
         self.section("section 4 (spawn cost)", self.spawn_cost)
+        self.section("section 6 (seccomp filter)", self.filter_cost)
         return self.write_results()
 
     def write_results(self):

@@ -251,7 +251,7 @@ static void hk_free_env(char **env)
 
 /* In the forked child: only async-signal-safe calls until execve. */
 static void hk_child(char **env, char *pid_digits, const int *private_fds, int first_private,
-		     int errfd)
+		     int errfd, bool supervise)
 {
 	int n = K.n_listeners;
 	setsid();
@@ -297,6 +297,8 @@ static void hk_child(char **env, char *pid_digits, const int *private_fds, int f
 	sigset_t none;
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
+	if (supervise)
+		hk_seccomp_child_install(first_private);
 	execve(K.exe, K.argv, env);
 fail:;
 	int e = errno;
@@ -367,13 +369,14 @@ struct hk_gen *hk_gen_spawn(char *err, size_t errlen)
 	struct stat st;
 	g->err_offset = fstat(2, &st) == 0 && S_ISREG(st.st_mode) ? (long long)st.st_size : -1;
 	int private_fds[HK_PRIVATE_FDS] = { sv[1], memfd, g->wake };
+	bool supervise = hk_seccomp_wanted();
 	pid_t pid = fork();
 	if (pid < 0) {
 		snprintf(err, errlen, "fork: %s", strerror(errno));
 		goto fail;
 	}
 	if (pid == 0)
-		hk_child(env, pid_digits, private_fds, first_private, errpipe[1]);
+		hk_child(env, pid_digits, private_fds, first_private, errpipe[1], supervise);
 	close(errpipe[1]);
 	errpipe[1] = -1;
 	int exec_errno = 0;
@@ -395,6 +398,8 @@ struct hk_gen *hk_gen_spawn(char *err, size_t errlen)
 		goto fail_spawned;
 	}
 	K.last_number = number;
+	if (supervise)
+		hk_seccomp_receive(g, sv[0]);
 	g->chan = sv[0];
 	fcntl(g->chan, F_SETFL, O_NONBLOCK);
 	g->chan_ino = hk_fd_inode(sv[1]);
@@ -441,6 +446,7 @@ void hk_gen_release(struct hk_gen *g)
 		close(g->root_pidfd);
 	if (g->region)
 		munmap(g->region, sizeof(struct hr_gen));
+	hk_supervise_close(g);
 	memset(g, 0, sizeof *g);
 	g->chan = g->wake = g->root_pidfd = -1;
 }

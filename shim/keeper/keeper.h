@@ -57,6 +57,12 @@ struct hk_gen {
 	bool crashed;	/* died or lost its main process unasked */
 	char ending_why[96]; /* drained (or timed out): ended at the next tick */
 	char why[512];	/* a failure, for the restart client */
+	/* Without the library's hooks (seccomp.c, supervise.c, readiness.c) */
+	bool supervised; /* started under the seccomp filter; notify_fd is its listener */
+	int notify_fd;	 /* -1 once every process under the filter is gone */
+	unsigned long claimed[HK_MAX_LISTENERS]; /* listener inodes it took by bind/listen */
+	int n_claimed;
+	long long last_claim_ms, next_look_ms;
 };
 
 struct hk_client {
@@ -66,6 +72,12 @@ struct hk_client {
 	bool waits_stop; /* told "stopped" as the keeper exits */
 	long long deadline_ms;
 	char buf[64];
+};
+
+enum hk_seccomp_mode {
+	HK_SECCOMP_AUTO, /* static binaries, and servers whose listeners the library never saw */
+	HK_SECCOMP_ON,	 /* every generation (run --seccomp) */
+	HK_SECCOMP_OFF,	 /* never (run --no-seccomp) */
 };
 
 struct hk_keeper {
@@ -91,6 +103,8 @@ struct hk_keeper {
 	bool pidfile_written;
 	char unseen[400]; /* why restarts are impossible (listeners never seen) */
 	bool unseen_checked;
+	enum hk_seccomp_mode seccomp_mode;
+	bool adopted_outside; /* a generation's listeners were taken from outside it */
 	/* crash recovery */
 	long long respawn_at; /* 0: none due */
 	int backoff_ms;
@@ -151,5 +165,27 @@ bool hk_proc_holds_any(pid_t pid, const unsigned long *inos, int n);
  * library's hooks absorb it in, when pid catches sig. Returns how many. */
 int hk_proc_wake_waiters(pid_t pid, int sig, int magic);
 unsigned long hk_fd_inode(int fd);
+
+/* seccomp.c: which generations start under the seccomp filter, installing
+ * it, and whether the kernel lets us */
+bool hk_seccomp_wanted(void);
+void hk_seccomp_child_install(int chan); /* async-signal-safe: between fork and exec */
+void hk_seccomp_receive(struct hk_gen *g, int chan);
+const char *hk_seccomp_refusal(void);
+
+/* supervise.c: answering a supervised generation's bind() and listen() */
+void hk_supervise_on_notify(struct hk_gen *g);
+void hk_supervise_close(struct hk_gen *g);
+bool hk_supervise_claimed(const struct hk_gen *g, unsigned long ino);
+
+/* outside.c: another process's fds, from outside it */
+pid_t hk_proc_tgid(pid_t tid);
+int hk_outside_fd(pid_t pid, int fd);
+bool hk_outside_cloexec(pid_t pid, int fd);
+int hk_outside_sockets(pid_t pid, int *fds, unsigned long *inos, int max);
+int hk_outside_listeners(pid_t pid, int *fds, unsigned long *inos, int max);
+
+/* readiness.c: a generation without hooks, judged from /proc */
+void hk_readiness_tick(struct hk_gen *g, long long now, int *timeout);
 
 #endif

@@ -72,7 +72,8 @@ static char *hk_preload_rest(const char *library)
 
 static int hk_usage(void)
 {
-	fprintf(stderr, "usage: hotrestart-keeper --library LIB --exe PATH -- COMMAND [ARGS...] "
+	fprintf(stderr, "usage: hotrestart-keeper --library LIB --exe PATH [--seccomp | --no-seccomp] "
+			"-- COMMAND [ARGS...] "
 			"(started by 'hotrestart run')\n");
 	return 2;
 }
@@ -89,6 +90,10 @@ static int hk_setup(int argc, char **argv)
 			K.library = argv[++i];
 		else if (i + 1 < argc && strcmp(argv[i], "--exe") == 0)
 			K.exe = argv[++i];
+		else if (strcmp(argv[i], "--seccomp") == 0)
+			K.seccomp_mode = HK_SECCOMP_ON;
+		else if (strcmp(argv[i], "--no-seccomp") == 0)
+			K.seccomp_mode = HK_SECCOMP_OFF;
 		else
 			return -1;
 	}
@@ -169,8 +174,8 @@ static void hk_loop(void)
 			hk_control_farewell();
 			exit(K.exit_status);
 		}
-		struct pollfd pf[2 + HK_MAX_GENS + HK_MAX_CLIENTS];
-		struct hk_gen *chan_of[HK_MAX_GENS];
+		struct pollfd pf[2 + 2 * HK_MAX_GENS + HK_MAX_CLIENTS];
+		struct hk_gen *chan_of[HK_MAX_GENS], *notify_of[HK_MAX_GENS];
 		int n = 0;
 		pf[n++] = (struct pollfd){ .fd = K.sigfd, .events = POLLIN };
 		pf[n++] = (struct pollfd){ .fd = K.ctl, .events = POLLIN };
@@ -179,6 +184,12 @@ static void hk_loop(void)
 			if (K.gens[i].number && K.gens[i].chan >= 0 && !K.gens[i].chan_hup) {
 				chan_of[nchan++] = &K.gens[i];
 				pf[n++] = (struct pollfd){ .fd = K.gens[i].chan, .events = POLLIN };
+			}
+		int first_notify = n, nnotify = 0;
+		for (int i = 0; i < HK_MAX_GENS; i++)
+			if (K.gens[i].number && K.gens[i].supervised && K.gens[i].notify_fd >= 0) {
+				notify_of[nnotify++] = &K.gens[i];
+				pf[n++] = (struct pollfd){ .fd = K.gens[i].notify_fd, .events = POLLIN };
 			}
 		int first_client = n;
 		for (int i = 0; i < HK_MAX_CLIENTS; i++) {
@@ -204,6 +215,9 @@ static void hk_loop(void)
 		for (int i = 0; i < nchan; i++)
 			if (pf[first_chan + i].revents)
 				hk_gen_on_channel(chan_of[i]);
+		for (int i = 0; i < nnotify; i++)
+			if (pf[first_notify + i].revents)
+				hk_supervise_on_notify(notify_of[i]);
 		for (int i = 0; i < HK_MAX_CLIENTS; i++)
 			if (pf[first_client + i].revents && K.clients[i].fd >= 0 &&
 			    !K.clients[i].waits_restart)

@@ -149,6 +149,8 @@ void hk_restart(void)
 		return;
 	} else if (K.n_listeners == 0)
 		refuse = K.unseen[0] ? K.unseen : "no listening socket to hand over";
+	else if (hk_seccomp_refusal())
+		refuse = hk_seccomp_refusal();
 	else if (K.respawn_at || (K.live && K.live->crashed))
 		refuse = "the service is being restarted after a crash";
 	else if (!K.live || !K.live->ready)
@@ -316,6 +318,7 @@ void hk_service_tick(long long now, int *timeout)
 		if (!g->number || g->state == HK_GONE)
 			continue;
 		hk_judge(g, now);
+		hk_readiness_tick(g, now, timeout);
 		hk_gen_tick(g, now);
 		long long due = g->state == HK_DRAINING ? g->next_tick_ms : g->deadline_ms;
 		bool timed = g->state == HK_DRAINING || g->state == HK_ENDING ||
