@@ -619,12 +619,17 @@ HR_EXPORT int remove(const char *path)
 }
 
 /* Reads and sends: on connections they tell whether the app waits for the
- * next request (idle.h); on anything else they only forward. */
+ * next request (idle.h); on anything else they only forward. A read the
+ * keeper's wake interrupted (an old generation drains) does the drain work
+ * and reads again: its own connection may just have been found idle. */
 HR_EXPORT ssize_t read(int fd, void *buf, size_t n)
 {
 	hr_libc_init();
 	uint32_t st = hr_idle_read_begin(fd, 0);
-	ssize_t r = hr_real.read(fd, buf, n);
+	ssize_t r;
+	do
+		r = hr_real.read(fd, buf, n);
+	while (r < 0 && errno == EINTR && hr_waits_absorb());
 	hr_idle_read_end(fd, st, r);
 	return r;
 }
@@ -633,7 +638,10 @@ HR_EXPORT ssize_t __read_chk(int fd, void *buf, size_t n, size_t buflen)
 {
 	hr_libc_init();
 	uint32_t st = hr_idle_read_begin(fd, 0);
-	ssize_t r = hr_real.__read_chk(fd, buf, n, buflen);
+	ssize_t r;
+	do
+		r = hr_real.__read_chk(fd, buf, n, buflen);
+	while (r < 0 && errno == EINTR && hr_waits_absorb());
 	hr_idle_read_end(fd, st, r);
 	return r;
 }
@@ -642,7 +650,10 @@ HR_EXPORT ssize_t readv(int fd, const struct iovec *iov, int iovcnt)
 {
 	hr_libc_init();
 	uint32_t st = hr_idle_read_begin(fd, 0);
-	ssize_t r = hr_real.readv(fd, iov, iovcnt);
+	ssize_t r;
+	do
+		r = hr_real.readv(fd, iov, iovcnt);
+	while (r < 0 && errno == EINTR && hr_waits_absorb());
 	hr_idle_read_end(fd, st, r);
 	return r;
 }
@@ -651,7 +662,10 @@ HR_EXPORT ssize_t recv(int fd, void *buf, size_t n, int flags)
 {
 	hr_libc_init();
 	uint32_t st = hr_idle_read_begin(fd, flags & MSG_DONTWAIT);
-	ssize_t r = hr_real.recv(fd, buf, n, flags);
+	ssize_t r;
+	do
+		r = hr_real.recv(fd, buf, n, flags);
+	while (r < 0 && errno == EINTR && hr_waits_absorb());
 	hr_idle_read_end(fd, st, r);
 	return r;
 }
@@ -660,7 +674,10 @@ HR_EXPORT ssize_t __recv_chk(int fd, void *buf, size_t n, size_t buflen, int fla
 {
 	hr_libc_init();
 	uint32_t st = hr_idle_read_begin(fd, flags & MSG_DONTWAIT);
-	ssize_t r = hr_real.__recv_chk(fd, buf, n, buflen, flags);
+	ssize_t r;
+	do
+		r = hr_real.__recv_chk(fd, buf, n, buflen, flags);
+	while (r < 0 && errno == EINTR && hr_waits_absorb());
 	hr_idle_read_end(fd, st, r);
 	return r;
 }
@@ -670,7 +687,10 @@ HR_EXPORT ssize_t recvfrom(int fd, void *buf, size_t n, int flags, struct sockad
 {
 	hr_libc_init();
 	uint32_t st = hr_idle_read_begin(fd, flags & MSG_DONTWAIT);
-	ssize_t r = hr_real.recvfrom(fd, buf, n, flags, addr, len);
+	ssize_t r;
+	do
+		r = hr_real.recvfrom(fd, buf, n, flags, addr, len);
+	while (r < 0 && errno == EINTR && hr_waits_absorb());
 	hr_idle_read_end(fd, st, r);
 	return r;
 }
@@ -680,7 +700,10 @@ HR_EXPORT ssize_t __recvfrom_chk(int fd, void *buf, size_t n, size_t buflen, int
 {
 	hr_libc_init();
 	uint32_t st = hr_idle_read_begin(fd, flags & MSG_DONTWAIT);
-	ssize_t r = hr_real.__recvfrom_chk(fd, buf, n, buflen, flags, addr, len);
+	ssize_t r;
+	do
+		r = hr_real.__recvfrom_chk(fd, buf, n, buflen, flags, addr, len);
+	while (r < 0 && errno == EINTR && hr_waits_absorb());
 	hr_idle_read_end(fd, st, r);
 	return r;
 }
@@ -689,7 +712,10 @@ HR_EXPORT ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
 {
 	hr_libc_init();
 	uint32_t st = hr_idle_read_begin(fd, flags & MSG_DONTWAIT);
-	ssize_t r = hr_real.recvmsg(fd, msg, flags);
+	ssize_t r;
+	do
+		r = hr_real.recvmsg(fd, msg, flags);
+	while (r < 0 && errno == EINTR && hr_waits_absorb());
 	hr_idle_read_end(fd, st, r);
 	return r;
 }

@@ -250,7 +250,8 @@ static bool hk_proc_catches(pid_t pid, int sig)
 	return caught;
 }
 
-/* The system calls in which the library's hooks absorb its wake signal. */
+/* The system calls in which the library's hooks absorb its wake signal:
+ * waits, and reads (a thread per connection waits in read()). */
 static bool hk_is_hooked_wait(long nr)
 {
 	switch (nr) {
@@ -263,6 +264,10 @@ static bool hk_is_hooked_wait(long nr)
 	case SYS_ppoll:
 	case SYS_select:
 	case SYS_pselect6:
+	case SYS_read:
+	case SYS_readv:
+	case SYS_recvfrom:
+	case SYS_recvmsg:
 		return true;
 	default:
 		return false;
