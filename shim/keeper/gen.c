@@ -506,7 +506,11 @@ void hk_gen_stderr_tail(const struct hk_gen *g, char *out, size_t outlen)
 	off_t from = st.st_size - g->err_offset > (off_t)sizeof buf - 1
 			     ? st.st_size - (off_t)sizeof buf + 1
 			     : (off_t)g->err_offset;
-	ssize_t n = pread(2, buf, sizeof buf - 1, from);
+	/* Our stderr is open for writing only: read the same file anew. */
+	int fd = open("/proc/self/fd/2", O_RDONLY | O_CLOEXEC);
+	ssize_t n = fd >= 0 ? pread(fd, buf, sizeof buf - 1, from) : -1;
+	if (fd >= 0)
+		close(fd);
 	if (n <= 0)
 		return;
 	buf[n] = '\0';
