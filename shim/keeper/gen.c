@@ -604,15 +604,19 @@ void hk_gen_tick(struct hk_gen *g, long long now)
 {
 	if (g->state == HK_DRAINING && now >= g->next_tick_ms) {
 		g->next_tick_ms = now + HK_TICK_MS;
-		hk_gen_wake_waiters(g);
+		/* Never a wake and the stop signal in one tick: a wait that both
+		 * interrupt would take the app's EINTR for ours and wait on. */
 		long conns = hk_gen_connections(g, true);
-		if (conns == 0)
+		if (conns == 0 && g->woken) {
 			hk_gen_end(g, "drained");
-		else if (now >= g->deadline_ms) {
+		} else if (now >= g->deadline_ms) {
 			char why[96];
 			snprintf(why, sizeof why, "reached the drain timeout with %ld connection%s", conns,
 				 conns == 1 ? "" : "s");
 			hk_gen_end(g, why);
+		} else {
+			hk_gen_wake_waiters(g);
+			g->woken = true;
 		}
 	} else if (g->state == HK_ENDING && now >= g->deadline_ms && !g->killed) {
 		hr_error("generation %ld did not exit within %.1f s of signal %d: killing it",

@@ -53,6 +53,7 @@ struct hk_gen {
 	double started_unix;
 	bool ready;
 	bool stopping;	/* drained for a stop of the service, not a handover */
+	bool woken;	/* its waits were interrupted for the drain at least once */
 	bool killed;	/* SIGKILL was needed */
 	bool crashed;	/* died or lost its main process unasked */
 	char why[512];	/* a failure, for the restart client */

@@ -15,12 +15,25 @@ import subprocess
 import time
 import uuid
 
-from cases_guards import HttpLoad
 from cases_keeper import TAG, tagged
-from harness import (Server, check, check_no_errors, descendants, free_port, http_get,
+from harness import (Load, Server, check, check_no_errors, descendants, free_port, http_get,
                      pid_alive, server_bin, status_json, wait_for, SCALE)
 
 SYSTEM_PYTHON = "/usr/bin/python3"  # the one python3-uvicorn is installed for
+
+
+class OpenLoad:
+    """The load client, run until stopped (SIGTERM ends it with its summary)."""
+
+    def __init__(self, **spec):
+        self.load = Load(600, **spec)
+
+    def running(self):
+        return self.load.proc.poll() is None
+
+    def stop(self):
+        self.load.proc.send_signal(signal.SIGTERM)
+        return self.load.result()
 
 
 class Topology:
@@ -74,7 +87,7 @@ def under_load(env, name, cmd, port, path="/", connections=4, restarts=3, betwee
     """The common run: restarts under load, no error, a clean stop, nothing
     left. between(t, i) runs before restart i (0-based)."""
     t = Topology(env, name, cmd, ready_timeout, extra_env, app_log)
-    load = HttpLoad(port=port, path=path, connections=connections)
+    load = OpenLoad(port=port, path=path, connections=connections)
     failed = 0
     for i in range(restarts):
         time.sleep(1)
