@@ -631,6 +631,14 @@ void hk_gen_tick(struct hk_gen *g, long long now)
 	}
 }
 
+static bool hk_region_names(const struct hk_gen *g, pid_t pid)
+{
+	for (int i = 0; g->region && i < HR_GEN_SLOTS; i++)
+		if (atomic_load(&g->region->slots[i].pid) == pid)
+			return true;
+	return false;
+}
+
 void hk_gen_reaped(pid_t pid, int status)
 {
 	for (int i = 0; i < HK_MAX_GENS; i++) {
@@ -647,6 +655,14 @@ void hk_gen_reaped(pid_t pid, int status)
 		if (pid == (g->main > 0 ? g->main : g->root)) {
 			g->main_reaped = true;
 			g->main_status = status;
+		}
+		/* A daemon child that fails after its parent left: the start
+		 * failed, however long its other processes linger. */
+		bool failed = !WIFEXITED(status) || WEXITSTATUS(status) != 0;
+		if (g->state == HK_STARTING && failed && pid != g->root && !g->failed_member &&
+		    hk_region_names(g, pid)) {
+			g->failed_member = pid;
+			g->failed_member_status = status;
 		}
 	}
 }

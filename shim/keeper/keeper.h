@@ -41,6 +41,8 @@ struct hk_gen {
 	bool root_reaped;
 	int root_status; /* wait status */
 	pid_t main;	 /* main process: the reported owner, else root */
+	pid_t failed_member; /* a process of it, not the root, that failed while starting */
+	int failed_member_status;
 	int main_status;
 	bool main_reaped;
 	int chan; /* keeper's end of the channel */

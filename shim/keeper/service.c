@@ -244,8 +244,17 @@ static void hk_judge(struct hk_gen *g, long long now)
 			hk_on_ready(g);
 			return;
 		}
-		if (g->root_reaped && (!WIFEXITED(g->root_status) || WEXITSTATUS(g->root_status) != 0 ||
-				       g->chan_hup)) {
+		bool root_left = g->root_reaped && WIFEXITED(g->root_status) &&
+				 WEXITSTATUS(g->root_status) == 0;
+		if (root_left && g->failed_member) {
+			char how[96], full[300];
+			hk_describe_status(g->failed_member_status, how, sizeof how);
+			snprintf(full, sizeof full,
+				 "successor pid %d exited with status 0 (daemonized); its process pid %d "
+				 "then %s before it was ready",
+				 (int)g->root, (int)g->failed_member, how);
+			hk_on_failed_start(g, full);
+		} else if (g->root_reaped && (!root_left || g->chan_hup)) {
 			hk_describe_status(g->root_status, why, sizeof why);
 			char full[200];
 			snprintf(full, sizeof full, "successor %s", why);

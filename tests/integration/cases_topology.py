@@ -59,7 +59,7 @@ class Topology:
     def restart_ok(self):
         before = self.generation()
         old, new, _ms = self.srv.restart_ok()
-        check(self.generation() == before + 1, "generation did not advance past %d" % before)
+        check(self.generation() > before, "generation did not advance past %d" % before)
         return old, new
 
     def stop_clean(self):
@@ -172,7 +172,8 @@ def test_daemon_fail(env):
         rc, out, err = t.srv.restart()
         os.unlink(flag)
         check(rc == 1, "restart with a broken configuration: %d %s %s" % (rc, out, err))
-        check(re.search(r"pid \d+ exited with status 1", err) and time.monotonic() - start < 5,
+        check(re.search(r"its process pid \d+ then exited with status 1", err) and
+              time.monotonic() - start < 5,
               "the failure does not say which process did what, or took the ready timeout: "
               "%r" % err)
         wait_for(lambda: t.processes() <= before, 5,
