@@ -123,6 +123,16 @@ static int hk_gen_members(const struct hk_gen *g, bool scan, pid_t *out, int max
 	return n;
 }
 
+pid_t hk_gen_unseen_listener(struct hk_gen *g, char *out, size_t outlen)
+{
+	pid_t members[512];
+	int n = hk_gen_members(g, true, members, 512);
+	for (int i = 0; i < n; i++)
+		if (hk_proc_listening(members[i], out, outlen) > 0)
+			return members[i];
+	return 0;
+}
+
 void hk_gen_kill_all(struct hk_gen *g, int sig)
 {
 	pid_t members[512];

@@ -46,7 +46,7 @@ class Topology:
         self.name = name
         self.srv = Server(env, name, cmd, drain_timeout=10, ready_timeout=ready_timeout,
                           extra_env=penv, app_log=app_log)
-        self.srv.wait_ready(ready_timeout + 5)
+        self.srv.wait_ready(ready_timeout + 15)
         self.keeper = self.srv.keeper
 
     def processes(self):
@@ -203,7 +203,7 @@ def test_varnish(env):
         return under_load(env, "varnish -F (manager binds, child listens)",
                           [shutil.which("varnishd") or "/usr/sbin/varnishd", "-F", "-n", workdir,
                            "-a", "127.0.0.1:%d" % port, "-b", "127.0.0.1:%d" % backend_port,
-                           "-s", "malloc,16m", "-p", "shm_reclen=1024"], port,
+                           "-s", "malloc,16m"], port,
                           ready_timeout=20)
     finally:
         backend.kill()
@@ -234,10 +234,26 @@ def test_squid_foreground(env):
                 "http_access allow all\nshutdown_lifetime 1 seconds\ncoredump_dir %s\n"
                 "visible_hostname localhost\n" % (port, own_pid, cache_log, env.tmp))
     squid = shutil.which("squid") or "/usr/sbin/squid"
-    return under_load(env, "squid --foreground (master + worker)",
-                      [squid, "--foreground", "-f", conf], port,
-                      path="/squid-internal-static/icons/silk/bullet_red.png",
-                      ready_timeout=20, app_log=cache_log)
+    # The master (real uid proxy, effective uid root) execs its kid, which
+    # makes the listener, in secure-execution mode: the loader ignores
+    # LD_PRELOAD there. A known limit (README): the restart fails and says
+    # which process listens without the library; the service serves on.
+    t = Topology(env, "squid --foreground (master + exec'd kid)",
+                 [squid, "--foreground", "-f", conf], ready_timeout=5, app_log=cache_log)
+    wait_for(lambda: _connects(port), 10, "squid's kid to listen")
+    load = OpenLoad(port=port, path="/squid-internal-static/icons/silk/bullet_red.png",
+                    connections=4)
+    time.sleep(1)
+    rc, out, err = t.srv.restart()
+    check(rc == 1 and re.search(r"pid \d+ listens on 127\.0\.0\.1:%d without the library "
+                                r"loaded.*secure-execution" % port, err),
+          "squid --foreground: no clean, explained failure: %d %r %r" % (rc, out, err))
+    time.sleep(1)
+    check(load.running(), "the load ended early")
+    res = load.stop()
+    check_no_errors(res, t.name)
+    t.stop_clean()
+    return dict(res, server=t.name + ": restart refused (known limit)", restarts=0, load="close")
 
 
 ASGI_APP = '''
