@@ -6,6 +6,7 @@
 #include "inherit.h"
 #include "keeperlink.h"
 #include "libc.h"
+#include "listeners.h"
 #include "log.h"
 #include "notify.h"
 #include "ready.h"
@@ -95,6 +96,7 @@ __attribute__((constructor)) static void hr_init(int argc, char **argv, char **e
 	if (hr_under_keeper()) {
 		if (inherited)
 			atomic_store(&hr_gen->n_inherited, inherited);
+		hr_listeners_adopt_exec_inherited();
 		/* The keeper wakes this process's waits when it must drain. */
 		hr_signals_install_wake();
 	}

@@ -14,6 +14,7 @@
 #include "waits.h"
 
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -21,6 +22,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/time.h>
@@ -48,6 +50,46 @@ void hr_listener_adopt(int fd, int app_nonblock, int inherited)
 		hr_keeper_send_listener(fd);
 }
 
+/* A stream socket of a family the library hands over, in listen state. */
+static int hr_is_listening_stream(int fd)
+{
+	int type = 0, domain = 0, acceptconn = 0;
+	socklen_t len = sizeof type;
+	if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) < 0 || type != SOCK_STREAM)
+		return 0;
+	len = sizeof domain;
+	if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) < 0 ||
+	    (domain != AF_INET && domain != AF_INET6 && domain != AF_UNIX))
+		return 0;
+	len = sizeof acceptconn;
+	return getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &acceptconn, &len) == 0 && acceptconn;
+}
+
+void hr_listeners_adopt_exec_inherited(void)
+{
+	if (!hr_under_keeper())
+		return;
+	DIR *d = opendir("/proc/self/fd");
+	if (!d)
+		return;
+	struct dirent *e;
+	while ((e = readdir(d))) {
+		char *end;
+		long fd = strtol(e->d_name, &end, 10);
+		if (end == e->d_name || *end || fd == dirfd(d) || fd > INT_MAX ||
+		    hr_fd_get((int)fd) || !hr_is_listening_stream((int)fd))
+			continue;
+		/* The app passed it on on purpose: it stays inheritable. */
+		int fdflags = hr_real.fcntl((int)fd, F_GETFD);
+		int fl = hr_real.fcntl((int)fd, F_GETFL);
+		hr_listener_adopt((int)fd, fl >= 0 && (fl & O_NONBLOCK), 0);
+		if (fdflags >= 0)
+			hr_real.fcntl((int)fd, F_SETFD, fdflags);
+		hr_debug("fd %ld: a listener inherited across exec", fd);
+	}
+	closedir(d);
+}
+
 void hr_listener_on_listen(int fd)
 {
 	uint32_t st = hr_fd_get(fd);
@@ -57,13 +99,7 @@ void hr_listener_on_listen(int fd)
 		hr_inherit_claim_in_place(fd);
 		return;
 	}
-	int type = 0, domain = 0;
-	socklen_t len = sizeof type;
-	if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) < 0 || type != SOCK_STREAM)
-		return;
-	len = sizeof domain;
-	if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) < 0 ||
-	    (domain != AF_INET && domain != AF_INET6 && domain != AF_UNIX))
+	if (!hr_is_listening_stream(fd))
 		return;
 	int fl = hr_real.fcntl(fd, F_GETFL);
 	hr_listener_adopt(fd, fl >= 0 && (fl & O_NONBLOCK), 0);

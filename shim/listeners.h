@@ -13,6 +13,12 @@
  * predecessor (or systemd). */
 void hr_listener_adopt(int fd, int app_nonblock, int inherited);
 
+/* Under a keeper, from the constructor once LISTEN_FDS is taken: listening
+ * sockets this image received across exec without LISTEN_FDS (a worker the
+ * server execs with the listener's fd, a master re-executing itself) are
+ * the generation's listeners, as if this image had made them. */
+void hr_listeners_adopt_exec_inherited(void);
+
 /* After the app's successful listen() on fd. */
 void hr_listener_on_listen(int fd);
 

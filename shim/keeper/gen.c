@@ -123,6 +123,16 @@ static int hk_gen_members(const struct hk_gen *g, bool scan, pid_t *out, int max
 	return n;
 }
 
+pid_t hk_gen_unseen_listener(struct hk_gen *g, char *out, size_t outlen)
+{
+	pid_t members[512];
+	int n = hk_gen_members(g, true, members, 512);
+	for (int i = 0; i < n; i++)
+		if (hk_proc_listening(members[i], out, outlen) > 0)
+			return members[i];
+	return 0;
+}
+
 void hk_gen_kill_all(struct hk_gen *g, int sig)
 {
 	pid_t members[512];
@@ -643,6 +653,14 @@ void hk_gen_tick(struct hk_gen *g, long long now)
 	}
 }
 
+static bool hk_region_names(const struct hk_gen *g, pid_t pid)
+{
+	for (int i = 0; g->region && i < HR_GEN_SLOTS; i++)
+		if (atomic_load(&g->region->slots[i].pid) == pid)
+			return true;
+	return false;
+}
+
 void hk_gen_reaped(pid_t pid, int status)
 {
 	for (int i = 0; i < HK_MAX_GENS; i++) {
@@ -659,6 +677,14 @@ void hk_gen_reaped(pid_t pid, int status)
 		if (pid == (g->main > 0 ? g->main : g->root)) {
 			g->main_reaped = true;
 			g->main_status = status;
+		}
+		/* A daemon child that fails after its parent left: the start
+		 * failed, however long its other processes linger. */
+		bool failed = !WIFEXITED(status) || WEXITSTATUS(status) != 0;
+		if (g->state == HK_STARTING && failed && pid != g->root && !g->failed_member &&
+		    hk_region_names(g, pid)) {
+			g->failed_member = pid;
+			g->failed_member_status = status;
 		}
 	}
 }

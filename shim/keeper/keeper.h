@@ -41,6 +41,8 @@ struct hk_gen {
 	bool root_reaped;
 	int root_status; /* wait status */
 	pid_t main;	 /* main process: the reported owner, else root */
+	pid_t failed_member; /* a process of it, not the root, that failed while starting */
+	int failed_member_status;
 	int main_status;
 	bool main_reaped;
 	int chan; /* keeper's end of the channel */
@@ -126,6 +128,9 @@ void hk_gen_begin_drain(struct hk_gen *g, int phase);
 void hk_gen_tick(struct hk_gen *g, long long now);
 bool hk_gen_ready_now(struct hk_gen *g, long long now);
 void hk_gen_kill_all(struct hk_gen *g, int sig);
+/* The first process of g that listens on TCP (its addresses in out), found
+ * when the library reported no listener; 0 when none does. */
+pid_t hk_gen_unseen_listener(struct hk_gen *g, char *out, size_t outlen);
 void hk_gen_reaped(pid_t pid, int status);
 void hk_gen_release(struct hk_gen *g);
 pid_t hk_gen_main(struct hk_gen *g);
@@ -160,6 +165,8 @@ pid_t hk_proc_ppid(pid_t pid);
 bool hk_proc_descends_from(pid_t pid, pid_t ancestor);
 bool hk_proc_holds_inode(pid_t pid, unsigned long ino);
 int hk_proc_listening(pid_t pid, char *out, size_t outlen);
+/* Whether pid has the file at path mapped (a preloaded library). */
+bool hk_proc_maps(pid_t pid, const char *path);
 bool hk_proc_holds_any(pid_t pid, const unsigned long *inos, int n);
 /* Sends sig with value magic to the threads of pid blocked in a wait the
  * library's hooks absorb it in, when pid catches sig. Returns how many. */

@@ -205,6 +205,23 @@ int hk_proc_listening(pid_t pid, char *out, size_t outlen)
 	return n;
 }
 
+bool hk_proc_maps(pid_t pid, const char *path)
+{
+	char maps[64], line[4096];
+	snprintf(maps, sizeof maps, "/proc/%d/maps", (int)pid);
+	FILE *f = fopen(maps, "re");
+	if (!f)
+		return false;
+	bool found = false;
+	size_t len = strlen(path);
+	while (!found && fgets(line, sizeof line, f)) {
+		char *name = strchr(line, '/');
+		found = name && strncmp(name, path, len) == 0 && (name[len] == '\n' || !name[len]);
+	}
+	fclose(f);
+	return found;
+}
+
 bool hk_proc_holds_any(pid_t pid, const unsigned long *inos, int n)
 {
 	char path[64], link[64];

@@ -258,8 +258,17 @@ static void hk_judge(struct hk_gen *g, long long now)
 			g->state = HK_GONE;
 			return;
 		}
-		if (g->root_reaped && (!WIFEXITED(g->root_status) || WEXITSTATUS(g->root_status) != 0 ||
-				       g->chan_hup)) {
+		bool root_left = g->root_reaped && WIFEXITED(g->root_status) &&
+				 WEXITSTATUS(g->root_status) == 0;
+		if (root_left && g->failed_member) {
+			char how[96], full[300];
+			hk_describe_status(g->failed_member_status, how, sizeof how);
+			snprintf(full, sizeof full,
+				 "successor pid %d exited with status 0 (daemonized); its process pid %d "
+				 "then %s before it was ready",
+				 (int)g->root, (int)g->failed_member, how);
+			hk_on_failed_start(g, full);
+		} else if (g->root_reaped && (!root_left || g->chan_hup)) {
 			hk_describe_status(g->root_status, why, sizeof why);
 			char full[200];
 			snprintf(full, sizeof full, "successor %s", why);
@@ -270,11 +279,20 @@ static void hk_judge(struct hk_gen *g, long long now)
 				 * being slow; said once why restarts will not work. */
 				K.unseen_checked = true;
 				char addrs[160];
-				if (!K.n_listeners && hk_proc_listening(g->root, addrs, sizeof addrs) > 0)
+				pid_t who = K.n_listeners ? 0
+							  : hk_gen_unseen_listener(g, addrs, sizeof addrs);
+				if (who && !hk_proc_maps(who, K.library))
+					snprintf(K.unseen, sizeof K.unseen,
+						 "pid %d listens on %s without the library loaded: a "
+						 "static binary, or a program its parent exec'd in "
+						 "secure-execution mode (real and effective uid differ), "
+						 "where the loader ignores LD_PRELOAD",
+						 (int)who, addrs);
+				else if (who)
 					snprintf(K.unseen, sizeof K.unseen,
 						 "pid %d listens on %s but the library never saw it: a "
 						 "static binary or raw system calls (Go)?",
-						 (int)g->root, addrs);
+						 (int)who, addrs);
 				else if (!K.n_listeners)
 					snprintf(K.unseen, sizeof K.unseen,
 						 "no listening socket seen within %.1f s",
