@@ -65,6 +65,8 @@ def main():
                 harness.check(not bad, "sanitizer report:\n" + (bad[0][-3000:] if bad else ""))
             passed += 1
             print("PASS %-40s %5.1f s" % (name, time.monotonic() - start), flush=True)
+            if shards > 1:
+                print(BLOCK_END, flush=True)
         except Exception as e:  # a failing test must not stop the others
             failed += 1
             detail = str(e) if isinstance(e, harness.TestFailure) else traceback.format_exc()
@@ -73,12 +75,17 @@ def main():
             for s in env.servers:
                 print("    --- log of %s (last lines) ---\n    %s" %
                       (s.name, s.tail(25).replace("\n", "\n    ")), flush=True)
+            if shards > 1:
+                print(BLOCK_END, flush=True)
         finally:
             env.cleanup()
     print_table([row_line(r) for r in table])
     print("%d passed, %d failed" % (passed, failed))
     return 1 if failed else 0
 
+
+# Ends each test's lines, so that shards run at once print whole blocks.
+BLOCK_END = "-- end of test --"
 
 TABLE_HEAD = ("| server | load | restarts | ok | errors (refused/reset/timeout/bad/other) "
               "| retried | old gen exit after handover (max ms) |")
@@ -109,6 +116,7 @@ def run_shards(args):
                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                  bufsize=1) for k in range(args.jobs)]
     rows, passed, failed = [], 0, 0
+    pending = {c.stdout: [] for c in children}
     sel = selectors.DefaultSelector()
     for c in children:
         sel.register(c.stdout, selectors.EVENT_READ, c)
@@ -120,7 +128,10 @@ def run_shards(args):
                 sel.unregister(key.fileobj)
                 open_count -= 1
                 continue
-            if line.startswith("| ") and not line.startswith("| server |"):
+            if line.rstrip("\n") == BLOCK_END:
+                print("".join(pending[key.fileobj]), end="", flush=True)
+                pending[key.fileobj] = []
+            elif line.startswith("| ") and not line.startswith("| server |"):
                 rows.append(line.rstrip("\n"))
             elif line.startswith("|---") or line.startswith("| server |") or not line.strip():
                 continue
@@ -129,9 +140,10 @@ def run_shards(args):
                 passed += int(p)
                 failed += int(f.split()[0])
             else:
-                print(line, end="", flush=True)
+                pending[key.fileobj].append(line)
     for c in children:
         c.wait()
+        print("".join(pending[c.stdout]), end="")
     print_table(rows)
     print("%d passed, %d failed" % (passed, failed))
     return 1 if failed or any(c.returncode not in (0, 1) for c in children) else 0
