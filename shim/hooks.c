@@ -322,7 +322,7 @@ static void hr_epoll_waiting(int epfd)
 	}
 }
 
-/* After a wait: 1 to wait again. A wait that only the keeper's wake signal
+/* After a failed wait: 1 to wait again. A wait that only the keeper's wake signal
  * interrupted waits again when it has no deadline, and ends as a timeout
  * would when it has one (the app rechecks its timers). */
 static int hr_rewait(int *r, int infinite)
@@ -343,7 +343,7 @@ HR_EXPORT int epoll_wait(int epfd, struct epoll_event *ev, int max, int timeout)
 		if (hr_active)
 			hr_epoll_waiting(epfd);
 		r = hr_real.epoll_wait(epfd, ev, max, timeout);
-	} while (hr_rewait(&r, timeout < 0));
+	} while (r < 0 && hr_rewait(&r, timeout < 0));
 	return r;
 }
 
@@ -356,7 +356,7 @@ HR_EXPORT int epoll_pwait(int epfd, struct epoll_event *ev, int max, int timeout
 		if (hr_active)
 			hr_epoll_waiting(epfd);
 		r = hr_real.epoll_pwait(epfd, ev, max, timeout, mask);
-	} while (hr_rewait(&r, timeout < 0));
+	} while (r < 0 && hr_rewait(&r, timeout < 0));
 	return r;
 }
 
@@ -373,7 +373,7 @@ HR_EXPORT int epoll_pwait2(int epfd, struct epoll_event *ev, int max, const stru
 		if (hr_active)
 			hr_epoll_waiting(epfd);
 		r = hr_real.epoll_pwait2(epfd, ev, max, ts, mask);
-	} while (hr_rewait(&r, ts == NULL));
+	} while (r < 0 && hr_rewait(&r, ts == NULL));
 	return r;
 }
 
@@ -399,7 +399,7 @@ static int hr_poll_common(struct pollfd *fds, nfds_t n, const struct timespec *t
 		int r;
 		do
 			r = is_ppoll ? hr_real.ppoll(fds, n, ts, mask) : hr_real.poll(fds, n, timeout);
-		while (hr_rewait(&r, is_ppoll ? ts == NULL : timeout < 0));
+		while (r < 0 && hr_rewait(&r, is_ppoll ? ts == NULL : timeout < 0));
 		return r;
 	}
 	unsigned char hidden[n];
@@ -411,7 +411,7 @@ static int hr_poll_common(struct pollfd *fds, nfds_t n, const struct timespec *t
 	int r;
 	do
 		r = is_ppoll ? hr_real.ppoll(fds, n, ts, mask) : hr_real.poll(fds, n, timeout);
-	while (hr_rewait(&r, is_ppoll ? ts == NULL : timeout < 0));
+	while (r < 0 && hr_rewait(&r, is_ppoll ? ts == NULL : timeout < 0));
 	for (nfds_t i = 0; i < n; i++)
 		if (hidden[i])
 			fds[i].fd = ~fds[i].fd;
@@ -685,11 +685,29 @@ HR_EXPORT ssize_t __recvfrom_chk(int fd, void *buf, size_t n, size_t buflen, int
 	return r;
 }
 
+/* fds that arrived with SCM_RIGHTS are new numbers here: forget what we
+ * knew about them. */
+static void hr_fd_fresh_received(struct msghdr *msg)
+{
+	for (struct cmsghdr *c = CMSG_FIRSTHDR(msg); c; c = CMSG_NXTHDR(msg, c)) {
+		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+			continue;
+		size_t n = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+		for (size_t i = 0; i < n; i++) {
+			int fd;
+			memcpy(&fd, CMSG_DATA(c) + i * sizeof fd, sizeof fd);
+			hr_fd_fresh(fd);
+		}
+	}
+}
+
 HR_EXPORT ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
 {
 	hr_libc_init();
 	uint32_t st = hr_idle_read_begin(fd, flags & MSG_DONTWAIT);
 	ssize_t r = hr_real.recvmsg(fd, msg, flags);
+	if (r >= 0 && msg->msg_controllen && hr_active)
+		hr_fd_fresh_received(msg);
 	hr_idle_read_end(fd, st, r);
 	return r;
 }

@@ -13,6 +13,12 @@
  * predecessor (or systemd). */
 void hr_listener_adopt(int fd, int app_nonblock, int inherited);
 
+/* Whether fd is a socket accepted from one of the listeners this process
+ * adopted (its local address is theirs): how the drain tells a connection
+ * it tracks from another socket that reused the number unseen (an
+ * upstream or client socket never has a listener's address). */
+int hr_listeners_accepted_from(int fd);
+
 /* After the app's successful listen() on fd. */
 void hr_listener_on_listen(int fd);
 

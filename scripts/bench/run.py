@@ -86,7 +86,7 @@ QUICK = dict(load_s=2, restarts=3, first_s=0.25, every_s=0.5, conns=8, bucket_ms
              concurrent=True, pairs=3, pair_s=1, warmup_s=0, cg_requests=(50, 250),
              spawn_samples=5,
              spawn_restarts=1, fork_iters=3, spawn_s=24, scale_conns=10000,
-             scale_listeners=64, scale_restarts=2, budget_s=100, hard_s=112, reserve_s=30)
+             scale_listeners=64, scale_restarts=2, budget_s=125, hard_s=140, reserve_s=30)
 
 METHOD_LABEL = {
     "naive": "naive stop/start",
