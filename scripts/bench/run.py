@@ -59,6 +59,7 @@ WRK = shutil.which("wrk") or "/usr/bin/wrk"
 GNUPLOT = shutil.which("gnuplot") or "/usr/bin/gnuplot"
 VALGRIND = shutil.which("valgrind") or "/usr/bin/valgrind"
 CALLGRIND_ANNOTATE = shutil.which("callgrind_annotate") or "/usr/bin/callgrind_annotate"
+CALLGRIND_CONTROL = shutil.which("callgrind_control") or "/usr/bin/callgrind_control"
 KEEPER = os.path.join(BUILD, "hotrestart-keeper")
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
@@ -1327,15 +1328,18 @@ class Bench:
     # -- section 2: instructions per request (callgrind)
 
     def callgrind_load(self, target, with_lib, n):
-        """Runs target under callgrind, serves n requests, stops it; returns
-        the server's callgrind file. With the library the server runs under
+        """Runs target under callgrind, serves n requests and has callgrind
+        dump the server's counts right then (callgrind_control, so that the
+        stop, whose work varies with timing, is left out); returns that
+        file. With the library the server runs under
         `hotrestart run` (the keeper, through HOTRESTART_KEEPER, is a script
         that execs the real keeper under callgrind with --trace-children=yes):
         the generation gets exactly the environment, fds and spawn of a real
         run, and only its own file is counted."""
         d = os.path.join(OUT, "callgrind", "%s-%s-%d" % (target.name, "with" if with_lib else
                                                          "without", n))
-        os.makedirs(d, exist_ok=True)
+        shutil.rmtree(d, ignore_errors=True)
+        os.makedirs(d)
         vg = [VALGRIND, "--tool=callgrind", "--collect-systime=yes",
               "--callgrind-out-file=" + os.path.join(d, "callgrind.%p")]
         port = pick_ports()
@@ -1365,22 +1369,23 @@ class Bench:
             # The same warm-up in both loads: one-time work (first calls,
             # readiness) falls out of the difference.
             serve_requests(port, CG_WARMUP + n)
+            server = server_of(p.pid) if with_lib else p.pid
+            r = subprocess.run([CALLGRIND_CONTROL, "--dump", str(server)], capture_output=True,
+                               text=True, timeout=60)
+            dump = os.path.join(d, "callgrind.%d.1" % server)
+            if r.returncode != 0 or not os.path.exists(dump):
+                raise BenchError("callgrind_control could not dump %d: %s" %
+                                 (server, (r.stdout + r.stderr).strip()[-300:]))
             p.send_signal(signal.SIGTERM)
             p.wait(timeout=120)
         finally:
             PROCS.kill(p)
-        for name in os.listdir(d):
-            if name.startswith("callgrind."):
-                path = os.path.join(d, name)
-                cmd, _ = callgrind_totals(path)
-                if cmd.split()[0] == target.argv(port)[0]:
-                    return path
-        raise BenchError("no callgrind file of the server in " + d)
+        return dump
 
     def instructions(self):
         c = self.cfg
         n1, n2 = c["cg_requests"]
-        for tool in (VALGRIND, CALLGRIND_ANNOTATE):
+        for tool in (VALGRIND, CALLGRIND_ANNOTATE, CALLGRIND_CONTROL):
             if not os.path.exists(tool):
                 raise BenchError("missing %s (apt-get install valgrind)" % tool)
         target = Target("epoll_lt", os.path.join(OUT, "www-epoll_lt"))
