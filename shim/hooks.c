@@ -338,13 +338,12 @@ HR_EXPORT int epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
 }
 
 /* Until the generation is ready: whether this wait is the app waiting for
- * connections. */
+ * connections; once it is, the first wait finishes readiness here. */
 static __attribute__((noinline)) void hr_epoll_waiting_ready(int epfd)
 {
 	uint32_t st = hr_fd_get(epfd);
-	if (atomic_load(&hr_gen->ready_done))
-		atomic_store(&hr_ready_pending, 0);
-	else if (hr_holds_listeners && ((st & HR_FD_HAS_LISTENER) || !hr_inherit_unclaimed()))
+	if (atomic_load(&hr_gen->ready_done) ||
+	    (hr_holds_listeners && ((st & HR_FD_HAS_LISTENER) || !hr_inherit_unclaimed())))
 		hr_ready_waiting_slow();
 }
 
