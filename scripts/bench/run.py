@@ -1875,7 +1875,7 @@ def main():
     # Threads that stamp times hand the interpreter lock on sooner.
     sys.setswitchinterval(0.0005)
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--quick", action="store_true", help="short run (under 2 minutes)")
+    ap.add_argument("--quick", action="store_true", help="short run (under 2.5 minutes)")
     args = ap.parse_args()
     bench = Bench(args.quick)
 
