@@ -185,7 +185,20 @@ class Procs:
         with self.lock:
             ps = list(self.popens)
             self.popens = []
+        # SIGTERM first, so that keepers stop the generations they started
+        # in sessions of their own (SIGKILL would orphan those).
         for p in ps:
+            if p.poll() is None:
+                try:
+                    p.send_signal(signal.SIGTERM)
+                except ProcessLookupError:
+                    pass
+        deadline = now() + 10
+        for p in ps:
+            try:
+                p.wait(timeout=max(0.1, deadline - now()))
+            except subprocess.TimeoutExpired:
+                pass
             self.kill(p)
 
 
@@ -567,6 +580,18 @@ class HotRestart(Method):
     def start(self):
         self.launch()
         return self.wait_ready()
+
+    def stop(self):
+        # Each generation runs in a session of its own: only the keeper's
+        # graceful stop ends them (killing the keeper would orphan them).
+        for p in self.procs:
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+                try:
+                    p.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    pass
+        super().stop()
 
     def launch(self):
         self.p = self.spawn(PY_WRAPPER + ["run", "--pidfile", self.pidfile, "--drain-timeout", "10",
