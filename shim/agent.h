@@ -20,7 +20,7 @@ extern pid_t hr_agent_pid; /* the process whose agent thread runs */
  * thread of the library runs in the app's processes then). */
 static inline void hr_agent_ensure_worker(void)
 {
-	if (__builtin_expect(hr_agent_pid != hr_self, 0) && !hr_under_keeper())
+	if (!hr_under_keeper() && __builtin_expect(hr_agent_pid != hr_self, 0))
 		hr_agent_ensure_worker_slow();
 }
 

@@ -5,6 +5,7 @@
 #include "gen.h"
 #include "idle.h"
 #include "libc.h"
+#include "listeners.h"
 #include "log.h"
 #include "signals.h"
 
@@ -161,7 +162,7 @@ int hr_drain_close_idle(void)
 		uint32_t st = hr_fd_get(fd);
 		if (hr_fd_kind(st) != HR_FD_CONN || (st & HR_FD_SHUT_READ))
 			continue;
-		if (!hr_fd_same(fd)) { /* closed unseen, maybe reused: not ours */
+		if (!hr_listeners_accepted_from(fd)) { /* closed unseen, maybe reused */
 			hr_fd_set(fd, HR_FD_NONE);
 			continue;
 		}

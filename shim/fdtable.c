@@ -1,7 +1,5 @@
 #include "fdtable.h"
 
-#include "gen.h"
-
 #include <stddef.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
@@ -45,42 +43,20 @@ void hr_fdtable_init(void)
 	hr_fds_size = (int)size;
 }
 
-static uint64_t hr_fd_inode(int fd)
+void hr_fd_remember_id(int fd)
 {
 	struct stat st;
-	return fstat(fd, &st) == 0 ? (uint64_t)st.st_ino : 0;
+	atomic_store_explicit(&hr_fd_ids[fd], fstat(fd, &st) == 0 ? (uint64_t)st.st_ino : 0,
+			      memory_order_relaxed);
 }
 
-static void hr_fd_raise_hiwater(int fd)
+void hr_fd_raise_hiwater(int fd)
 {
 	int seen = atomic_load_explicit(&hr_fds_hiwater, memory_order_relaxed);
 	while (fd > seen &&
 	       !atomic_compare_exchange_weak_explicit(&hr_fds_hiwater, &seen, fd,
 						      memory_order_relaxed, memory_order_relaxed))
 		;
-}
-
-uint32_t hr_fd_set(int fd, uint32_t state)
-{
-	if (fd < 0 || fd >= hr_fds_size)
-		return 0;
-	if (state)
-		hr_fd_raise_hiwater(fd);
-	/* Stored before the state, so whoever sees the kind sees its identity. */
-	unsigned kind = hr_fd_kind(state);
-	if (kind == HR_FD_CONN || kind == HR_FD_LISTENER)
-		atomic_store_explicit(&hr_fd_ids[fd], hr_fd_inode(fd), memory_order_relaxed);
-	uint32_t old = atomic_exchange_explicit(&hr_fds[fd], state, memory_order_acq_rel);
-	int delta = (hr_fd_kind(state) == HR_FD_CONN) - (hr_fd_kind(old) == HR_FD_CONN);
-	if (delta)
-		hr_gen_conn_add(delta);
-	return old;
-}
-
-void hr_fd_or(int fd, uint32_t bits)
-{
-	if (fd >= 0 && fd < hr_fds_size)
-		atomic_fetch_or_explicit(&hr_fds[fd], bits, memory_order_acq_rel);
 }
 
 int hr_fd_same(int fd)
@@ -92,10 +68,4 @@ int hr_fd_same(int fd)
 	if (fstat(fd, &st) < 0)
 		return 0;
 	return !id || (uint64_t)st.st_ino == id;
-}
-
-void hr_fd_clear(int fd, uint32_t bits)
-{
-	if (fd >= 0 && fd < hr_fds_size)
-		atomic_fetch_and_explicit(&hr_fds[fd], ~bits, memory_order_acq_rel);
 }

@@ -3,6 +3,8 @@
 #ifndef HR_FDTABLE_H
 #define HR_FDTABLE_H
 
+#include "gen.h"
+
 #include <stdatomic.h>
 #include <stdint.h>
 
@@ -24,9 +26,11 @@ enum hr_fd_kind {
 				  * blocks, and it sent nothing since (idle.h) */
 
 extern _Atomic uint32_t *hr_fds;
-/* The socket inode of each tracked connection and listener, recorded when
- * it was tracked: a number closed behind the hooks (fclose, SCM_RIGHTS
- * juggling, raw syscalls) and reused is told apart by it. 0: unknown. */
+/* The socket inode of each listener, recorded when it was tracked: a
+ * number closed behind the hooks (fclose, SCM_RIGHTS juggling, raw
+ * syscalls) and reused is told apart by it. 0: unknown. Connections have
+ * none (an fstat per accept would cost a system call per request): the
+ * drain tells them by their local address (listeners.h). */
 extern _Atomic uint64_t *hr_fd_ids;
 extern int hr_fds_size;
 extern _Atomic int hr_fds_hiwater; /* highest fd ever tracked, bounds scans */
@@ -47,17 +51,43 @@ static inline unsigned hr_fd_kind(uint32_t state)
 	return state & HR_FD_KIND_MASK;
 }
 
+void hr_fd_raise_hiwater(int fd);
+void hr_fd_remember_id(int fd);
+
 /* Replaces the state of fd, keeping the generation's connection count in
- * step, and records the socket's identity for a connection or a listener
- * (one fstat); returns the previous state. */
-uint32_t hr_fd_set(int fd, uint32_t state);
+ * step, and records a listener's identity (one fstat); returns the
+ * previous state. Inline: it is on every accept and close. */
+static inline uint32_t hr_fd_set(int fd, uint32_t state)
+{
+	if (fd < 0 || fd >= hr_fds_size)
+		return 0;
+	if (state && fd > atomic_load_explicit(&hr_fds_hiwater, memory_order_relaxed))
+		hr_fd_raise_hiwater(fd);
+	/* Stored before the state, so whoever sees the kind sees its identity. */
+	if (hr_fd_kind(state) == HR_FD_LISTENER)
+		hr_fd_remember_id(fd);
+	uint32_t old = atomic_exchange_explicit(&hr_fds[fd], state, memory_order_acq_rel);
+	int delta = (hr_fd_kind(state) == HR_FD_CONN) - (hr_fd_kind(old) == HR_FD_CONN);
+	if (delta)
+		hr_gen_conn_add(delta);
+	return old;
+}
 
 /* Adds or removes flag bits of a tracked fd without changing its kind. */
-void hr_fd_or(int fd, uint32_t bits);
-void hr_fd_clear(int fd, uint32_t bits);
+static inline void hr_fd_or(int fd, uint32_t bits)
+{
+	if (fd >= 0 && fd < hr_fds_size)
+		atomic_fetch_or_explicit(&hr_fds[fd], bits, memory_order_acq_rel);
+}
 
-/* Whether fd still refers to the connection or listener recorded for it.
- * When it does not, the caller forgets the entry instead of acting on it. */
+static inline void hr_fd_clear(int fd, uint32_t bits)
+{
+	if (fd >= 0 && fd < hr_fds_size)
+		atomic_fetch_and_explicit(&hr_fds[fd], ~bits, memory_order_acq_rel);
+}
+
+/* Whether listener fd still refers to the socket recorded for it. When it
+ * does not, the caller forgets the entry instead of acting on it. */
 int hr_fd_same(int fd);
 
 #endif

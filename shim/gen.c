@@ -83,12 +83,6 @@ void hr_gen_after_fork_child(void)
 	}
 }
 
-void hr_gen_conn_add(long delta)
-{
-	if (hr_slot)
-		atomic_fetch_add_explicit(&hr_slot->conns, delta, memory_order_relaxed);
-}
-
 int hr_pid_alive(pid_t pid)
 {
 	if (pid <= 0 || (kill(pid, 0) < 0 && errno == ESRCH))
@@ -106,12 +100,6 @@ int hr_pid_alive(pid_t pid)
 	/* The state follows the last ')' (the command name may hold one). */
 	char *paren = strrchr(buf, ')');
 	return !(paren && paren[1] == ' ' && (paren[2] == 'Z' || paren[2] == 'X'));
-}
-
-void hr_gen_accepting_add(long delta)
-{
-	if (hr_slot)
-		atomic_fetch_add_explicit(&hr_slot->accepting, delta, memory_order_acq_rel);
 }
 
 long hr_gen_count(int with_accepts)

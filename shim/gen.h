@@ -74,8 +74,17 @@ static inline int hr_is_owner(void)
 	return hr_gen && atomic_load(&hr_gen->owner) == hr_self;
 }
 
-void hr_gen_conn_add(long delta);
-void hr_gen_accepting_add(long delta);
+/* Inline: on every accept and close. */
+static inline void hr_gen_conn_add(long delta)
+{
+	if (hr_slot)
+		atomic_fetch_add_explicit(&hr_slot->conns, delta, memory_order_relaxed);
+}
+static inline void hr_gen_accepting_add(long delta)
+{
+	if (hr_slot)
+		atomic_fetch_add_explicit(&hr_slot->accepting, delta, memory_order_acq_rel);
+}
 /* Connections held by live processes of the generation; with_accepts adds
  * the accept() calls under way, so a drain never ends between the kernel
  * handing out a connection and the shim counting it. */

@@ -209,26 +209,42 @@ HR_EXPORT int dup3(int oldfd, int newfd, int flags)
 	return r;
 }
 
-static int hr_fcntl(int fd, int cmd, void *arg)
+/* The app's view of a listener's file status flags (listeners.h). */
+static __attribute__((noinline)) int hr_fcntl_listener(int fd, int cmd, void *arg)
+{
+	if (cmd == F_SETFL)
+		return hr_real.fcntl(fd, F_SETFL, hr_listener_setfl(fd, (int)(intptr_t)arg));
+	return hr_listener_getfl(fd, hr_real.fcntl(fd, F_GETFL));
+}
+
+static __attribute__((noinline)) int hr_fcntl_dupfd(int fd, int cmd, void *arg)
+{
+	int r = hr_real.fcntl(fd, cmd, arg);
+	if (r >= 0)
+		hr_fd_copy(fd, r);
+	return r;
+}
+
+/* Straight to libc but for what the shim tracks: listeners' flags, a
+ * connection's O_NONBLOCK, duplicates, and locks a guard may concern. */
+static inline int hr_fcntl(int fd, int cmd, void *arg)
 {
 	hr_libc_init();
 	if (!hr_active)
 		return hr_real.fcntl(fd, cmd, arg);
+	if (cmd == F_SETFL || cmd == F_GETFL) {
+		if (hr_fd_kind(hr_fd_get(fd)) == HR_FD_LISTENER)
+			return hr_fcntl_listener(fd, cmd, arg);
+		int r = hr_real.fcntl(fd, cmd, arg);
+		if (r >= 0 && cmd == F_SETFL)
+			hr_idle_note_nonblock(fd, ((int)(intptr_t)arg & O_NONBLOCK) != 0);
+		return r;
+	}
+	if (cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC)
+		return hr_fcntl_dupfd(fd, cmd, arg);
 	if (hr_guards_count && hr_guards_is_lock_cmd(cmd))
 		return hr_guards_fcntl_lock(fd, cmd, arg);
-	uint32_t st = hr_fd_get(fd);
-	if (hr_fd_kind(st) == HR_FD_LISTENER) {
-		if (cmd == F_SETFL)
-			return hr_real.fcntl(fd, F_SETFL, hr_listener_setfl(fd, (int)(intptr_t)arg));
-		if (cmd == F_GETFL)
-			return hr_listener_getfl(fd, hr_real.fcntl(fd, F_GETFL));
-	}
-	int r = hr_real.fcntl(fd, cmd, arg);
-	if (r >= 0 && (cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC))
-		hr_fd_copy(fd, r);
-	if (r >= 0 && cmd == F_SETFL)
-		hr_idle_note_nonblock(fd, ((int)(intptr_t)arg & O_NONBLOCK) != 0);
-	return r;
+	return hr_real.fcntl(fd, cmd, arg);
 }
 
 HR_EXPORT int fcntl(int fd, int cmd, ...)
@@ -286,11 +302,16 @@ HR_EXPORT int epoll_create1(int flags)
 	return r;
 }
 
-HR_EXPORT int epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
+/* Whether the state is that of a listener, claimed or not yet. */
+static inline int hr_fd_maybe_listener(uint32_t st)
 {
-	hr_libc_init();
-	uint32_t st = hr_fd_get(fd);
-	if (hr_active && st && hr_fd_kind(hr_claim_if_inherited(fd, st)) == HR_FD_LISTENER) {
+	return hr_fd_kind(st) == HR_FD_LISTENER || hr_fd_kind(st) == HR_FD_SHIM;
+}
+
+static __attribute__((noinline)) int hr_epoll_ctl_listener(int epfd, int op, int fd,
+							   struct epoll_event *ev, uint32_t st)
+{
+	if (hr_fd_kind(hr_claim_if_inherited(fd, st)) == HR_FD_LISTENER) {
 		if (op == EPOLL_CTL_ADD || op == EPOLL_CTL_MOD) {
 			/* A set we did not see created (raw syscall) still counts. */
 			uint32_t ep = hr_fd_get(epfd);
@@ -307,22 +328,37 @@ HR_EXPORT int epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
 	return hr_real.epoll_ctl(epfd, op, fd, ev);
 }
 
-/* Before the app waits on an epoll set. */
-static void hr_epoll_waiting(int epfd)
+HR_EXPORT int epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
 {
-	hr_waits_enter();
-	uint32_t st = hr_fd_get(epfd);
-	if (st & HR_FD_HAS_LISTENER)
-		hr_agent_ensure_worker();
-	if (atomic_load_explicit(&hr_ready_pending, memory_order_relaxed)) {
-		if (atomic_load(&hr_gen->ready_done))
-			atomic_store(&hr_ready_pending, 0);
-		else if (hr_holds_listeners && ((st & HR_FD_HAS_LISTENER) || !hr_inherit_unclaimed()))
-			hr_ready_waiting_slow();
-	}
+	hr_libc_init();
+	uint32_t st = hr_fd_get(fd);
+	if (hr_active && hr_fd_maybe_listener(st))
+		return hr_epoll_ctl_listener(epfd, op, fd, ev, st);
+	return hr_real.epoll_ctl(epfd, op, fd, ev);
 }
 
-/* After a wait: 1 to wait again. A wait that only the keeper's wake signal
+/* Until the generation is ready: whether this wait is the app waiting for
+ * connections; once it is, the first wait finishes readiness here. */
+static __attribute__((noinline)) void hr_epoll_waiting_ready(int epfd)
+{
+	uint32_t st = hr_fd_get(epfd);
+	if (atomic_load(&hr_gen->ready_done) ||
+	    (hr_holds_listeners && ((st & HR_FD_HAS_LISTENER) || !hr_inherit_unclaimed())))
+		hr_ready_waiting_slow();
+}
+
+/* Before the app waits on an epoll set: one load and a branch each for
+ * the phase, the agent and readiness once the generation is ready. */
+static inline void hr_epoll_waiting(int epfd)
+{
+	hr_waits_enter();
+	if (!hr_under_keeper() && (hr_fd_get(epfd) & HR_FD_HAS_LISTENER))
+		hr_agent_ensure_worker();
+	if (__builtin_expect(atomic_load_explicit(&hr_ready_pending, memory_order_relaxed), 0))
+		hr_epoll_waiting_ready(epfd);
+}
+
+/* After a failed wait: 1 to wait again. A wait that only the keeper's wake signal
  * interrupted waits again when it has no deadline, and ends as a timeout
  * would when it has one (the app rechecks its timers). */
 static int hr_rewait(int *r, int infinite)
@@ -335,15 +371,26 @@ static int hr_rewait(int *r, int infinite)
 	return 0;
 }
 
+/* The rest of an epoll_wait() that failed: absorbs the keeper's wake. */
+static __attribute__((noinline)) int hr_epoll_wait_failed(int epfd, struct epoll_event *ev,
+							  int max, int timeout)
+{
+	int r = -1;
+	while (r < 0 && hr_rewait(&r, timeout < 0)) {
+		hr_epoll_waiting(epfd);
+		r = hr_real.epoll_wait(epfd, ev, max, timeout);
+	}
+	return r;
+}
+
 HR_EXPORT int epoll_wait(int epfd, struct epoll_event *ev, int max, int timeout)
 {
 	hr_libc_init();
-	int r;
-	do {
-		if (hr_active)
-			hr_epoll_waiting(epfd);
-		r = hr_real.epoll_wait(epfd, ev, max, timeout);
-	} while (hr_rewait(&r, timeout < 0));
+	if (hr_active)
+		hr_epoll_waiting(epfd);
+	int r = hr_real.epoll_wait(epfd, ev, max, timeout);
+	if (__builtin_expect(r < 0, 0))
+		return hr_epoll_wait_failed(epfd, ev, max, timeout);
 	return r;
 }
 
@@ -356,7 +403,7 @@ HR_EXPORT int epoll_pwait(int epfd, struct epoll_event *ev, int max, int timeout
 		if (hr_active)
 			hr_epoll_waiting(epfd);
 		r = hr_real.epoll_pwait(epfd, ev, max, timeout, mask);
-	} while (hr_rewait(&r, timeout < 0));
+	} while (r < 0 && hr_rewait(&r, timeout < 0));
 	return r;
 }
 
@@ -373,7 +420,7 @@ HR_EXPORT int epoll_pwait2(int epfd, struct epoll_event *ev, int max, const stru
 		if (hr_active)
 			hr_epoll_waiting(epfd);
 		r = hr_real.epoll_pwait2(epfd, ev, max, ts, mask);
-	} while (hr_rewait(&r, ts == NULL));
+	} while (r < 0 && hr_rewait(&r, ts == NULL));
 	return r;
 }
 
@@ -399,7 +446,7 @@ static int hr_poll_common(struct pollfd *fds, nfds_t n, const struct timespec *t
 		int r;
 		do
 			r = is_ppoll ? hr_real.ppoll(fds, n, ts, mask) : hr_real.poll(fds, n, timeout);
-		while (hr_rewait(&r, is_ppoll ? ts == NULL : timeout < 0));
+		while (r < 0 && hr_rewait(&r, is_ppoll ? ts == NULL : timeout < 0));
 		return r;
 	}
 	unsigned char hidden[n];
@@ -411,7 +458,7 @@ static int hr_poll_common(struct pollfd *fds, nfds_t n, const struct timespec *t
 	int r;
 	do
 		r = is_ppoll ? hr_real.ppoll(fds, n, ts, mask) : hr_real.poll(fds, n, timeout);
-	while (hr_rewait(&r, is_ppoll ? ts == NULL : timeout < 0));
+	while (r < 0 && hr_rewait(&r, is_ppoll ? ts == NULL : timeout < 0));
 	for (nfds_t i = 0; i < n; i++)
 		if (hidden[i])
 			fds[i].fd = ~fds[i].fd;
@@ -708,6 +755,22 @@ HR_EXPORT ssize_t __recvfrom_chk(int fd, void *buf, size_t n, size_t buflen, int
 	return r;
 }
 
+/* fds that arrived with SCM_RIGHTS are new numbers here: forget what we
+ * knew about them. */
+static void hr_fd_fresh_received(struct msghdr *msg)
+{
+	for (struct cmsghdr *c = CMSG_FIRSTHDR(msg); c; c = CMSG_NXTHDR(msg, c)) {
+		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+			continue;
+		size_t n = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+		for (size_t i = 0; i < n; i++) {
+			int fd;
+			memcpy(&fd, CMSG_DATA(c) + i * sizeof fd, sizeof fd);
+			hr_fd_fresh(fd);
+		}
+	}
+}
+
 HR_EXPORT ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
 {
 	hr_libc_init();
@@ -716,6 +779,8 @@ HR_EXPORT ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
 	do
 		r = hr_real.recvmsg(fd, msg, flags);
 	while (r < 0 && errno == EINTR && hr_waits_absorb());
+	if (r >= 0 && msg->msg_controllen && hr_active)
+		hr_fd_fresh_received(msg);
 	hr_idle_read_end(fd, st, r);
 	return r;
 }

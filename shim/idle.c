@@ -41,16 +41,6 @@ void hr_idle_read_done(int fd, ssize_t r)
 	errno = saved;
 }
 
-void hr_idle_note_nonblock(int fd, int nonblock)
-{
-	if (hr_fd_kind(hr_fd_get(fd)) != HR_FD_CONN)
-		return;
-	if (nonblock)
-		hr_fd_or(fd, HR_FD_NONBLOCK);
-	else
-		hr_fd_clear(fd, HR_FD_NONBLOCK);
-}
-
 /* Half a tick of the coarse clock (which is also the granularity of the
  * kernel's tcpi_last_data_sent): two instants within it are taken as one. */
 static uint32_t hr_same_instant_ms(void)

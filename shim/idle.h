@@ -40,8 +40,18 @@ static inline void hr_idle_send(int fd)
 		hr_fd_clear(fd, HR_FD_READ_WAIT);
 }
 
-/* The app changed O_NONBLOCK of fd (F_SETFL, FIONBIO). */
-void hr_idle_note_nonblock(int fd, int nonblock);
+/* The app set or cleared O_NONBLOCK of fd (F_SETFL, FIONBIO): the table
+ * is written only when that changes what it says. */
+static inline void hr_idle_note_nonblock(int fd, int nonblock)
+{
+	uint32_t st = hr_fd_get(fd);
+	if (hr_fd_kind(st) != HR_FD_CONN || !(st & HR_FD_NONBLOCK) == !nonblock)
+		return;
+	if (nonblock)
+		hr_fd_or(fd, HR_FD_NONBLOCK);
+	else
+		hr_fd_clear(fd, HR_FD_NONBLOCK);
+}
 
 /* Whether connection fd is idle by the rule above (TCP only). */
 int hr_idle_conn(int fd);

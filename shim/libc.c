@@ -41,7 +41,7 @@ static void *hr_bind(const char *name, int mandatory)
 {
 	void *p = hr_libc_lookup(name);
 	Dl_info found, self;
-	if (p && dladdr(p, &found) && dladdr((void *)hr_libc_init, &self) &&
+	if (p && dladdr(p, &found) && dladdr((void *)hr_libc_bind, &self) &&
 	    found.dli_fbase == self.dli_fbase) {
 		hr_libc_fail(name, "RTLD_NEXT resolved to the shim itself");
 		hr_libc_die();
@@ -120,7 +120,10 @@ static void hr_libc_bind_all(void)
 	BIND(lockf, 1);
 }
 
-void hr_libc_init(void)
+_Atomic int hr_libc_bound;
+
+void hr_libc_bind(void)
 {
 	pthread_once(&hr_libc_once, hr_libc_bind_all);
+	atomic_store_explicit(&hr_libc_bound, 1, memory_order_release);
 }

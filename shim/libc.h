@@ -5,6 +5,7 @@
 #include <dirent.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <sys/epoll.h>
@@ -85,7 +86,19 @@ struct hr_libc {
  * A mandatory symbol that cannot be bound prints one line and ends the
  * process with status 127. */
 extern struct hr_libc hr_real;
-void hr_libc_init(void);
+void hr_libc_bind(void);
+
+/* Set (release) once every entry of hr_real is bound. */
+extern _Atomic int hr_libc_bound;
+
+/* At the top of every hook. The constructor binds, so after it this is one
+ * load and a branch; a hook that runs earlier (another library's
+ * constructor, any thread) takes the slow path. */
+static inline void hr_libc_init(void)
+{
+	if (__builtin_expect(!atomic_load_explicit(&hr_libc_bound, memory_order_acquire), 0))
+		hr_libc_bind();
+}
 
 /* Where the symbols come from: dlsym(RTLD_NEXT). Replaced only by unit
  * tests, to make a lookup fail. */

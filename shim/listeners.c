@@ -28,8 +28,75 @@
 #include <sys/time.h>
 #include <sys/un.h>
 
+/* The local address of every listener this process adopted, kept after
+ * the app closes it: a connection accepted from it has the same one. An
+ * entry is written once, its length last (release). */
+static struct {
+	struct sockaddr_storage addr;
+	_Atomic socklen_t len;
+} hr_listen_addrs[HR_MAX_LISTENERS];
+static _Atomic int hr_listen_addrs_used;
+
+static void hr_listener_remember_addr(int fd)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof ss;
+	if (getsockname(fd, (struct sockaddr *)&ss, &len) < 0 || len > sizeof ss)
+		return;
+	int used = atomic_load(&hr_listen_addrs_used);
+	for (int i = 0; i < used && i < HR_MAX_LISTENERS; i++)
+		if (atomic_load(&hr_listen_addrs[i].len) == len &&
+		    memcmp(&hr_listen_addrs[i].addr, &ss, len) == 0)
+			return;
+	int i = atomic_fetch_add(&hr_listen_addrs_used, 1);
+	if (i >= HR_MAX_LISTENERS)
+		return;
+	memcpy(&hr_listen_addrs[i].addr, &ss, len);
+	atomic_store_explicit(&hr_listen_addrs[i].len, len, memory_order_release);
+}
+
+/* Whether a socket with local address c (clen bytes) was accepted from a
+ * listener bound to l: same family and port, and the same address unless
+ * the listener's is the wildcard; AF_UNIX: the same name. */
+static int hr_accepted_at(const struct sockaddr_storage *l, socklen_t llen,
+			  const struct sockaddr_storage *c, socklen_t clen)
+{
+	if (l->ss_family != c->ss_family)
+		return 0;
+	if (l->ss_family == AF_INET) {
+		const struct sockaddr_in *a = (const void *)l, *b = (const void *)c;
+		return a->sin_port == b->sin_port && (a->sin_addr.s_addr == htonl(INADDR_ANY) ||
+						      a->sin_addr.s_addr == b->sin_addr.s_addr);
+	}
+	if (l->ss_family == AF_INET6) {
+		const struct sockaddr_in6 *a = (const void *)l, *b = (const void *)c;
+		return a->sin6_port == b->sin6_port &&
+		       (IN6_IS_ADDR_UNSPECIFIED(&a->sin6_addr) ||
+			IN6_ARE_ADDR_EQUAL(&a->sin6_addr, &b->sin6_addr));
+	}
+	/* An unnamed AF_UNIX socket (any client's) matches no listener. */
+	return l->ss_family == AF_UNIX && llen > sizeof(sa_family_t) && llen == clen &&
+	       memcmp(l, c, llen) == 0;
+}
+
+int hr_listeners_accepted_from(int fd)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof ss;
+	if (getsockname(fd, (struct sockaddr *)&ss, &len) < 0 || len > sizeof ss)
+		return 0;
+	int used = atomic_load(&hr_listen_addrs_used);
+	for (int i = 0; i < used && i < HR_MAX_LISTENERS; i++) {
+		socklen_t llen = atomic_load_explicit(&hr_listen_addrs[i].len, memory_order_acquire);
+		if (llen && hr_accepted_at(&hr_listen_addrs[i].addr, llen, &ss, len))
+			return 1;
+	}
+	return 0;
+}
+
 void hr_listener_adopt(int fd, int app_nonblock, int inherited)
 {
+	hr_listener_remember_addr(fd);
 	hr_fd_set(fd, HR_FD_LISTENER | (app_nonblock ? HR_FD_NONBLOCK : 0));
 	/* Programs the app execs must not hold the accept queue open; only
 	 * the shim's own exec of the successor passes listeners on. */
@@ -146,7 +213,7 @@ static void hr_accept_cancelled(void *blocking)
  * either is seen here or sees the thread (and interrupts its accept()). */
 static int hr_accept_once(int fd, struct sockaddr *addr, socklen_t *len, int flags, int nonblock)
 {
-	int r = -1;
+	int r;
 	/* Counted from before the call until the connection is tracked, so a
 	 * drain never ends between the two. */
 	hr_gen_accepting_add(1);
@@ -162,13 +229,11 @@ static int hr_accept_once(int fd, struct sockaddr *addr, socklen_t *len, int fla
 	pthread_cleanup_push(hr_accept_cancelled, (void *)(long)!nonblock);
 	r = hr_real.accept4(fd, addr, len, flags);
 	pthread_cleanup_pop(0);
-	int err = errno;
 	if (!nonblock)
-		hr_accept_leave();
+		hr_accept_leave(); /* keeps errno */
 	if (r >= 0)
 		hr_fd_set(r, HR_FD_CONN | ((flags & SOCK_NONBLOCK) ? HR_FD_NONBLOCK : 0));
 	hr_gen_accepting_add(-1);
-	errno = err;
 	return r;
 }
 

@@ -19,6 +19,12 @@ void hr_listener_adopt(int fd, int app_nonblock, int inherited);
  * the generation's listeners, as if this image had made them. */
 void hr_listeners_adopt_exec_inherited(void);
 
+/* Whether fd is a socket accepted from one of the listeners this process
+ * adopted (its local address is theirs): how the drain tells a connection
+ * it tracks from another socket that reused the number unseen (an
+ * upstream or client socket never has a listener's address). */
+int hr_listeners_accepted_from(int fd);
+
 /* After the app's successful listen() on fd. */
 void hr_listener_on_listen(int fd);
 

@@ -9,7 +9,10 @@ the key figures to build/bench/summary.json, plots to build/bench/*.png):
      and 1, hotrestart, and nginx's own binary upgrade as the reference), with
      wrk and with the project's load client, connection-per-request and
      keep-alive;
-  2. accept-path overhead of the preloaded library (pairs of runs, alternated);
+  2. accept-path overhead of the preloaded library: user-space instructions
+     per request (callgrind, exact), threads per server process in steady
+     state, and throughput and server CPU time per request (pairs of runs,
+     alternated);
   3. handover time: restart request -> first response of the new generation,
      -> exit of the old generation (from the runs of section 1);
   4. spawn cost versus server size (0.1, 1, 4 GiB touched), with a plain
@@ -48,6 +51,7 @@ WRAPPER = os.path.join(ROOT, "scripts", "hotrestart")
 LOADCLIENT = os.path.join(BUILD, "loadclient")
 EPOLL_LT = os.path.join(BUILD, "servers", "epoll_lt")
 STATIC_EPOLL_LT = os.path.join(BUILD, "servers-static", "epoll_lt")
+PREFORK = os.path.join(BUILD, "servers", "prefork")
 # The wrapper is run by this interpreter rather than through its
 # "#!/usr/bin/env python3", which may find a slow shim (pyenv: +0.1 s a call).
 PY_WRAPPER = [sys.executable, WRAPPER]
@@ -56,6 +60,11 @@ NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 LIGHTTPD = shutil.which("lighttpd") or "/usr/sbin/lighttpd"
 WRK = shutil.which("wrk") or "/usr/bin/wrk"
 GNUPLOT = shutil.which("gnuplot") or "/usr/bin/gnuplot"
+VALGRIND = shutil.which("valgrind") or "/usr/bin/valgrind"
+CALLGRIND_ANNOTATE = shutil.which("callgrind_annotate") or "/usr/bin/callgrind_annotate"
+CALLGRIND_CONTROL = shutil.which("callgrind_control") or "/usr/bin/callgrind_control"
+KEEPER = os.path.join(BUILD, "hotrestart-keeper")
+CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 TOOLS = {  # name: (source, extra cc flags)
     "reuseport.so": ("reuseport.c", ["-shared", "-fPIC", "-ldl"]),
@@ -68,17 +77,20 @@ TOOLS = {  # name: (source, extra cc flags)
 
 # load_s/restarts/first_s/every_s: section 1's runs (concurrent: wrk and the
 # load client in the same run); pairs/pair_s/warmup_s: section 2;
+# cg_requests: the two loads (requests) of section 2's callgrind runs;
 # spawn_*/fork_iters: section 4; scale_*: section 5. budget_s: no section
 # starts work it cannot finish by then (reserve_s of it kept for sections 4
 # and 5); hard_s: the run is stopped (make adds a few seconds).
 FULL = dict(load_s=8, restarts=10, first_s=1.0, every_s=0.6, conns=8, bucket_ms=50,
-            concurrent=False, pairs=5, pair_s=3, warmup_s=1, spawn_samples=10,
+            concurrent=False, pairs=5, pair_s=3, warmup_s=1, cg_requests=(200, 1200),
+            spawn_samples=10,
             spawn_restarts=2, fork_iters=5, spawn_s=100, scale_conns=10000,
             scale_listeners=64, scale_restarts=3, budget_s=540, hard_s=585, reserve_s=60)
 QUICK = dict(load_s=2, restarts=3, first_s=0.25, every_s=0.5, conns=8, bucket_ms=50,
-             concurrent=True, pairs=3, pair_s=1, warmup_s=0, spawn_samples=5,
+             concurrent=True, pairs=3, pair_s=1, warmup_s=0, cg_requests=(50, 250),
+             spawn_samples=5,
              spawn_restarts=1, fork_iters=3, spawn_s=24, scale_conns=10000,
-             scale_listeners=64, scale_restarts=2, budget_s=100, hard_s=112, reserve_s=30)
+             scale_listeners=64, scale_restarts=2, budget_s=125, hard_s=140, reserve_s=30)
 
 METHOD_LABEL = {
     "naive": "naive stop/start",
@@ -176,7 +188,20 @@ class Procs:
         with self.lock:
             ps = list(self.popens)
             self.popens = []
+        # SIGTERM first, so that keepers stop the generations they started
+        # in sessions of their own (SIGKILL would orphan those).
         for p in ps:
+            if p.poll() is None:
+                try:
+                    p.send_signal(signal.SIGTERM)
+                except ProcessLookupError:
+                    pass
+        deadline = now() + 10
+        for p in ps:
+            try:
+                p.wait(timeout=max(0.1, deadline - now()))
+            except subprocess.TimeoutExpired:
+                pass
             self.kill(p)
 
 
@@ -206,6 +231,41 @@ def children(pid):
             return [int(x) for x in f.read().split()]
     except OSError:
         return []
+
+
+def threads(pid):
+    try:
+        return len(os.listdir("/proc/%d/task" % pid))
+    except OSError:
+        return None
+
+
+def cpu_ns(pid):
+    """CPU time used so far by every thread of pid (schedstat: ns, exact)."""
+    total = 0
+    try:
+        for tid in os.listdir("/proc/%d/task" % pid):
+            with open("/proc/%d/task/%s/schedstat" % (pid, tid)) as f:
+                total += int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        pass
+    return total
+
+
+def server_of(keeper):
+    """The main process of the keeper's (only) generation."""
+    kids = wait_until(lambda: children(keeper), 15, "the keeper's generation")
+    return kids[0]
+
+
+def family(pid):
+    """pid and its descendants."""
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo.extend(children(p))
+    return out
 
 
 def rss_mib(pid):
@@ -407,6 +467,8 @@ class Target:
     def argv(self, port):
         if self.name == "epoll_lt":
             return [EPOLL_LT, "--port", str(port)]
+        if self.name == "prefork":
+            return [PREFORK, "--port", str(port), "--workers", "2"]
         if self.name == "lighttpd":
             conf = os.path.join(self.workdir, "lighttpd-%d.conf" % port)
             with open(conf, "w") as f:
@@ -522,6 +584,18 @@ class HotRestart(Method):
     def start(self):
         self.launch()
         return self.wait_ready()
+
+    def stop(self):
+        # Each generation runs in a session of its own: only the keeper's
+        # graceful stop ends them (killing the keeper would orphan them).
+        for p in self.procs:
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+                try:
+                    p.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    pass
+        super().stop()
 
     def launch(self):
         self.p = self.spawn(PY_WRAPPER + ["run", "--pidfile", self.pidfile, "--drain-timeout", "10",
@@ -739,6 +813,55 @@ def first_new_response(first_seen, t0, t_limit):
     return min(cands) if cands else None
 
 
+# ---------------------------------------------------------------- callgrind
+
+CG_WARMUP = 20  # requests served before either load of a callgrind pair
+
+def serve_requests(port, n):
+    """n requests, one connection each, one after the other (so the server
+    does the same work for each: nothing queues, nothing batches)."""
+    req = b"GET / HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n"
+    for _ in range(n):
+        with socket.create_connection(("127.0.0.1", port), timeout=30) as s:
+            s.sendall(req)
+            while s.recv(65536):
+                pass
+
+
+def callgrind_totals(path):
+    """(cmd, {event: total}) of one callgrind output file."""
+    cmd, events, total = "", [], {}
+    with open(path) as f:
+        for line in f:
+            if line.startswith("cmd:"):
+                cmd = line[4:].strip()
+            elif line.startswith("events:"):
+                events = line.split()[1:]
+            elif line.startswith(("summary:", "totals:")):
+                total = dict(zip(events, (int(x) for x in line.split()[1:])))
+    return cmd, total
+
+
+def callgrind_events(path):
+    return callgrind_totals(path)[1]
+
+
+def callgrind_functions(path):
+    """{function: self Ir} of one callgrind output file."""
+    r = subprocess.run([CALLGRIND_ANNOTATE, "--inclusive=no", "--auto=no", "--threshold=100",
+                        path],
+                       capture_output=True, text=True, timeout=120)
+    out = {}
+    for line in r.stdout.splitlines():
+        m = re.match(r"\s*([0-9,]+)\s+(?:\([^)]*\)\s+)?(\S.*)$", line)
+        if m and ":" in m.group(2) and not m.group(2).startswith("PROGRAM TOTALS"):
+            # "file:function (calls) [object]": the function names the row.
+            name = re.sub(r"\s*(\([0-9,]+x\)|\[[^]]*\])", "", m.group(2).split(":", 1)[1])
+            name = name.split("@", 1)[0].strip()
+            out[name] = out.get(name, 0) + int(m.group(1).replace(",", ""))
+    return out
+
+
 # ---------------------------------------------------------------- the bench
 
 class Bench:
@@ -779,8 +902,8 @@ class Bench:
                    src] + extra
             log(" ".join(cmd))
             subprocess.run(cmd, check=True, timeout=120)
-        for p in (LOADCLIENT, EPOLL_LT, WRAPPER, os.path.join(BUILD, "libhotrestart.so"),
-                  NGINX, LIGHTTPD, WRK):
+        for p in (LOADCLIENT, EPOLL_LT, PREFORK, KEEPER, WRAPPER,
+                  os.path.join(BUILD, "libhotrestart.so"), NGINX, LIGHTTPD, WRK):
             if not os.path.exists(p):
                 raise BenchError("missing %s (run make all / make deps)" % p)
 
@@ -1144,6 +1267,7 @@ class Bench:
         try:
             plain.start()
             shim.start()
+            pid = {"without": plain.p.pid, "with": server_of(shim.p.pid)}
             if c["warmup_s"]:
                 for port in (p_plain, p_shim):
                     finish(start_wrk(port, c["warmup_s"], c["conns"], False), 30)
@@ -1154,9 +1278,12 @@ class Bench:
                     order.reverse()
                 pair = {}
                 for name, port in order:
+                    cpu = cpu_ns(pid[name])
                     out, _ = finish(start_wrk(port, c["pair_s"], c["conns"], False),
                                     c["pair_s"] + 30)
                     pair[name] = parse_wrk(out)
+                    pair[name]["cpu_us"] = ((cpu_ns(pid[name]) - cpu) / 1e3 /
+                                            max(1, pair[name]["requests"]))
                 pairs.append(pair)
                 log("overhead pair %d: without %.0f req/s, with %.0f req/s" %
                     (i + 1, pair["without"]["rps"], pair["with"]["rps"]))
@@ -1170,7 +1297,9 @@ class Bench:
                     if p["with"].get(k) and p["without"].get(k)]
         rows = []
         summ = {"pairs": len(pairs)}
-        for k, label, digits in (("rps", "requests/s", 0), ("p50", "latency p50 (ms)", 3),
+        for k, label, digits in (("rps", "requests/s", 0),
+                                 ("cpu_us", "server CPU time per request (us)", 2),
+                                 ("p50", "latency p50 (ms)", 3),
                                  ("p99", "latency p99 (ms)", 3)):
             wo = median(p["without"][k] for p in pairs)
             wi = median(p["with"][k] for p in pairs)
@@ -1181,11 +1310,13 @@ class Bench:
             summ[k] = dict(without=wo, with_=wi, ratio_median=rat)
         summ["errors"] = errs
         self.summary["overhead"] = summ
-        self.emit(section=2, text="## 2. Accept-path overhead of the preloaded library\n\n"
+        self.emit(section=2, text="### Throughput and CPU time\n\n"
                   "epoll_lt without LD_PRELOAD vs. under `hotrestart run` (no restart), wrk "
                   "-t1 -c%d -H 'Connection: close' (one connection per request), %d pairs of "
-                  "%d s runs taken alternately (order swapped every pair). Medians; ratio = "
-                  "with/without, per pair, then the median. wrk errors in all runs: %d.\n\n" %
+                  "%d s runs taken alternately (order swapped every pair). Server CPU time: "
+                  "/proc/PID/task/*/schedstat over the run / wrk's request count. Medians; "
+                  "ratio = with/without, per pair, then the median. wrk errors in all runs: "
+                  "%d.\n\n" %
                   (c["conns"], len(pairs), c["pair_s"], errs) +
                   md_table(["metric", "without", "with hotrestart", "ratio (median)",
                             "per-pair ratios"], rows))
@@ -1239,6 +1370,145 @@ class Bench:
                             "per-pair ratios"],
                            [["requests/s", fmt(summ["without"], 0), fmt(summ["with_"], 0),
                              fmt(summ["ratio_median"], 3), ", ".join(fmt(x, 3) for x in ratios)]]))
+
+    def thread_counts(self):
+        """Threads of every server process in steady state (serving, no
+        restart), without the library and under `hotrestart run`."""
+        rows, summ = [], {}
+        for tname in ("epoll_lt", "prefork"):
+            target = Target(tname, os.path.join(OUT, "www-" + tname))
+            logp = LogPipe(os.path.join(LOGS, "threads-%s.log" % tname))
+            plain = Naive(target, pick_ports(), logp)
+            shim = HotRestart(target, pick_ports(), logp)
+            try:
+                plain.start()
+                shim.start()
+                roots = {"without": (plain.port, plain.p.pid),
+                         "with": (shim.port, server_of(shim.p.pid))}
+                counts = {}
+                for key, (port, root) in roots.items():
+                    serve_requests(port, 50)
+                    time.sleep(0.2)
+                    counts[key] = [threads(p) for p in family(root)]
+            finally:
+                plain.stop()
+                shim.stop()
+                logp.close()
+            summ[tname] = counts
+            rows.append([tname, ", ".join(map(str, counts["without"])),
+                         ", ".join(map(str, counts["with"]))])
+        self.summary["threads"] = summ
+        self.emit(section=2, text="### Threads per server process\n\n"
+                  "After 50 requests, no restart: /proc/PID/task of the server's main "
+                  "process and each of its children (prefork: the parent and 2 workers); "
+                  "with the library, the generation under `hotrestart run` (the keeper is "
+                  "not counted: it is not the app's process).\n\n" +
+                  md_table(["server", "threads without", "threads with hotrestart"], rows))
+
+    # -- section 2: instructions per request (callgrind)
+
+    def callgrind_load(self, target, with_lib, n):
+        """Runs target under callgrind, serves n requests and has callgrind
+        dump the server's counts right then (callgrind_control, so that the
+        stop, whose work varies with timing, is left out); returns that
+        file. With the library the server runs under
+        `hotrestart run` (the keeper, through HOTRESTART_KEEPER, is a script
+        that execs the real keeper under callgrind with --trace-children=yes):
+        the generation gets exactly the environment, fds and spawn of a real
+        run, and only its own file is counted."""
+        d = os.path.join(OUT, "callgrind", "%s-%s-%d" % (target.name, "with" if with_lib else
+                                                         "without", n))
+        shutil.rmtree(d, ignore_errors=True)
+        os.makedirs(d)
+        vg = [VALGRIND, "--tool=callgrind", "--collect-systime=yes",
+              "--callgrind-out-file=" + os.path.join(d, "callgrind.%p")]
+        port = pick_ports()
+        env = dict(os.environ)
+        env.pop("LD_PRELOAD", None)
+        pidfile = os.path.join(d, "hotrestart.pid")
+        if with_lib:
+            script = os.path.join(d, "keeper-under-callgrind")
+            with open(script, "w") as f:
+                f.write("#!/bin/sh\nexec %s --trace-children=yes %s \"$@\"\n" %
+                        (" ".join(vg), KEEPER))
+            os.chmod(script, 0o755)
+            env["HOTRESTART_KEEPER"] = script
+            argv = PY_WRAPPER + ["run", "--pidfile", pidfile, "--"] + target.argv(port)
+        else:
+            argv = vg + target.argv(port)
+        with open(os.path.join(d, "output.log"), "w") as out:
+            p = PROCS.popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT)
+        try:
+            wait_until(lambda: accepting(port) or p.poll() is not None, 120,
+                       "%s under callgrind to accept" % target.name, interval=0.05)
+            if with_lib:  # the keeper writes it once the generation is ready
+                wait_until(lambda: read_pid(pidfile) or p.poll() is not None, 120,
+                           "the generation under callgrind to be ready", interval=0.05)
+            if p.poll() is not None:
+                raise BenchError("%s under callgrind exited (see %s)" % (target.name, d))
+            # The same warm-up in both loads: one-time work (first calls,
+            # readiness) falls out of the difference.
+            serve_requests(port, CG_WARMUP + n)
+            server = server_of(p.pid) if with_lib else p.pid
+            r = subprocess.run([CALLGRIND_CONTROL, "--dump", str(server)], capture_output=True,
+                               text=True, timeout=60)
+            dump = os.path.join(d, "callgrind.%d.1" % server)
+            if r.returncode != 0 or not os.path.exists(dump):
+                raise BenchError("callgrind_control could not dump %d: %s" %
+                                 (server, (r.stdout + r.stderr).strip()[-300:]))
+            p.send_signal(signal.SIGTERM)
+            p.wait(timeout=120)
+        finally:
+            PROCS.kill(p)
+        return dump
+
+    def instructions(self):
+        c = self.cfg
+        n1, n2 = c["cg_requests"]
+        for tool in (VALGRIND, CALLGRIND_ANNOTATE, CALLGRIND_CONTROL):
+            if not os.path.exists(tool):
+                raise BenchError("missing %s (apt-get install valgrind)" % tool)
+        target = Target("epoll_lt", os.path.join(OUT, "www-epoll_lt"))
+        per_req, funcs = {}, {}
+        for with_lib in (False, True):
+            self.check_time(30)
+            files = [self.callgrind_load(target, with_lib, n) for n in (n1, n2)]
+            totals = [callgrind_events(f) for f in files]
+            key = "with" if with_lib else "without"
+            per_req[key] = {ev: (totals[1][ev] - totals[0][ev]) / (n2 - n1)
+                            for ev in totals[0] if ev in totals[1]}
+            fa, fb = (callgrind_functions(f) for f in files)
+            funcs[key] = {fn: (fb.get(fn, 0) - fa.get(fn, 0)) / (n2 - n1)
+                          for fn in set(fa) | set(fb)}
+            log("callgrind %s: %.1f instructions, %.2f system calls per request" %
+                (key, per_req[key]["Ir"], per_req[key].get("sysCount", float("nan"))))
+        wo, wi = per_req["without"], per_req["with"]
+        added = {fn: funcs["with"].get(fn, 0) - funcs["without"].get(fn, 0)
+                 for fn in set(funcs["with"]) | set(funcs["without"])}
+        top = sorted(((v, fn) for fn, v in added.items() if abs(v) >= 1), reverse=True)[:12]
+        self.summary["instructions"] = dict(
+            requests=[n1, n2], without=wo["Ir"], with_=wi["Ir"], added=wi["Ir"] - wo["Ir"],
+            syscalls_without=wo.get("sysCount"), syscalls_with=wi.get("sysCount"),
+            functions={fn: round(v, 1) for v, fn in top})
+        rows = [["user-space instructions (Ir)", fmt(wo["Ir"], 1), fmt(wi["Ir"], 1),
+                 fmt(wi["Ir"] - wo["Ir"], 1)]]
+        if "sysCount" in wo and "sysCount" in wi:
+            rows.append(["system calls", fmt(wo["sysCount"], 2), fmt(wi["sysCount"], 2),
+                         fmt(wi["sysCount"] - wo["sysCount"], 2)])
+        self.emit(section=2, text="## 2. Accept-path overhead of the preloaded library\n\n"
+                  "### Instructions per request (callgrind)\n\n"
+                  "epoll_lt under valgrind --tool=callgrind, without the library, and under "
+                  "`hotrestart run` (its keeper exec'd under callgrind with "
+                  "--trace-children=yes, so the generation runs with the keeper's own "
+                  "environment and fds; only the server's counts are used). Two loads of %d "
+                  "and %d requests, one connection each, sent one after the other; per "
+                  "request = (count at %d - count at %d) / %d, which removes start-up and "
+                  "exit. Exact counts, not timings.\n\n" % (n1, n2, n2, n1, n2 - n1) +
+                  md_table(["per request", "without", "with hotrestart", "added"], rows) +
+                  "\n\nWhere the added instructions go (self cost per request, with minus "
+                  "without, largest first):\n\n" +
+                  md_table(["function", "added Ir/request"],
+                           [["`%s`" % fn, fmt(v, 1)] for v, fn in top]))
 
     # -- section 4: spawn cost versus size
 
@@ -1646,6 +1916,8 @@ class Bench:
         self.build_tools()
         machine = self.machine()
         self.emit("# hotrestart benchmarks\n\nMachine: %s" % machine)
+        self.section("section 2 (instructions)", self.instructions)
+        self.section("section 2 (threads)", self.thread_counts)
         self.section("section 2 (overhead)", self.overhead)
         self.section("section 1 (restarts under load)", self.restart_runs)
         self.section("sections 1 and 3 (report)", self.report_section1)
@@ -1684,7 +1956,7 @@ def main():
     # Threads that stamp times hand the interpreter lock on sooner.
     sys.setswitchinterval(0.0005)
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--quick", action="store_true", help="short run (under 2 minutes)")
+    ap.add_argument("--quick", action="store_true", help="short run (under 2.5 minutes)")
     args = ap.parse_args()
     bench = Bench(args.quick)
 

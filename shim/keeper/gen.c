@@ -31,7 +31,7 @@
 #define HK_PRIVATE_TOP 1024  /* the keeper's fds sit just below this */
 #define HK_ENV_ADDED 12	     /* variables a generation gets besides the base */
 
-static bool hk_slot_is_member(pid_t pid);
+static bool hk_slot_is_member(const struct hk_gen *g, pid_t pid);
 
 /* The root while it lives; after it (a daemonizing server, a crashed
  * master), the oldest process of the generation that holds a listener. */
@@ -48,7 +48,7 @@ pid_t hk_gen_main(struct hk_gen *g)
 	unsigned long long best_start = ~0ULL;
 	for (int i = 0; g->region && i < HR_GEN_SLOTS; i++) {
 		pid_t pid = atomic_load(&g->region->slots[i].pid);
-		if (pid <= 0 || !hk_slot_is_member(pid) || !hk_proc_holds_any(pid, inos, K.n_listeners))
+		if (pid <= 0 || !hk_slot_is_member(g, pid) || !hk_proc_holds_any(pid, inos, K.n_listeners))
 			continue;
 		unsigned long long start = hk_proc_starttime(pid);
 		if (start && start < best_start) {
@@ -60,12 +60,18 @@ pid_t hk_gen_main(struct hk_gen *g)
 	return g->main;
 }
 
-/* Processes of the generation that hold the library: its region's slots,
- * checked to be alive descendants of the keeper (a slot of a process that
- * died may name a reused PID). */
-static bool hk_slot_is_member(pid_t pid)
+/* Whether pid is a process of g: its root while unreaped, else a live
+ * process holding g's channel at the number g was given (the library keeps
+ * it open, across fork and exec). A slot of a process that died may name a
+ * reused PID, even one of the next generation's: that one holds another
+ * channel. */
+static bool hk_slot_is_member(const struct hk_gen *g, pid_t pid)
 {
-	return pid > 0 && pid != K.self && hk_proc_alive(pid) && hk_proc_descends_from(pid, K.self);
+	if (pid <= 0 || pid == K.self)
+		return false;
+	if (pid == g->root && !g->root_reaped)
+		return true;
+	return hk_proc_alive(pid) && hk_proc_fd_is_socket(pid, g->chan_fdno, g->chan_ino);
 }
 
 /* with_accepts: also accept() calls under way, so a drain never ends
@@ -79,7 +85,7 @@ long hk_gen_connections(const struct hk_gen *g, bool with_accepts)
 		const struct hr_gen_slot *s = &g->region->slots[i];
 		pid_t pid = atomic_load(&s->pid);
 		long n = atomic_load(&s->conns) + (with_accepts ? atomic_load(&s->accepting) : 0);
-		if (pid && n > 0 && hk_slot_is_member(pid))
+		if (pid && n > 0 && hk_slot_is_member(g, pid))
 			total += n;
 	}
 	return total;
@@ -103,7 +109,7 @@ static int hk_gen_members(const struct hk_gen *g, bool scan, pid_t *out, int max
 		bool seen = false;
 		for (int k = 0; k < n; k++)
 			seen |= out[k] == pid;
-		if (!seen && hk_slot_is_member(pid))
+		if (!seen && hk_slot_is_member(g, pid))
 			out[n++] = pid;
 	}
 	if (g->chan_hup || !scan)
@@ -413,6 +419,7 @@ struct hk_gen *hk_gen_spawn(char *err, size_t errlen)
 	g->chan = sv[0];
 	fcntl(g->chan, F_SETFL, O_NONBLOCK);
 	g->chan_ino = hk_fd_inode(sv[1]);
+	g->chan_fdno = first_private;
 	g->state = HK_STARTING;
 	g->spawned_ms = hk_now_ms();
 	struct timespec wall;
@@ -603,7 +610,7 @@ static void hk_gen_end(struct hk_gen *g, const char *why)
 		hr_cfg.stop_signal);
 	g->state = HK_ENDING;
 	g->deadline_ms = hk_now_ms() + (long long)(hr_cfg.stop_grace * 1000);
-	if (hk_proc_alive(main) && hk_slot_is_member(main))
+	if (hk_proc_alive(main) && hk_slot_is_member(g, main))
 		kill(main, hr_cfg.stop_signal);
 	else
 		hk_gen_kill_all(g, hr_cfg.stop_signal); /* headless: every member */
@@ -615,7 +622,7 @@ static void hk_gen_wake_waiters(struct hk_gen *g)
 {
 	for (int i = 0; g->region && i < HR_GEN_SLOTS; i++) {
 		pid_t pid = atomic_load(&g->region->slots[i].pid);
-		if (pid > 0 && hk_slot_is_member(pid))
+		if (pid > 0 && hk_slot_is_member(g, pid))
 			hk_proc_wake_waiters(pid, hr_cfg.wake_signal, HR_WAKE_MAGIC);
 	}
 }

@@ -48,6 +48,7 @@ struct hk_gen {
 	int chan; /* keeper's end of the channel */
 	bool chan_hup;
 	unsigned long chan_ino; /* inode of the generation's end */
+	int chan_fdno;		/* the fd number it has in the generation */
 	struct hr_gen *region;
 	int wake;
 	long long err_offset; /* size of a regular-file stderr at spawn, or -1 */
@@ -164,6 +165,8 @@ bool hk_proc_alive(pid_t pid);
 pid_t hk_proc_ppid(pid_t pid);
 bool hk_proc_descends_from(pid_t pid, pid_t ancestor);
 bool hk_proc_holds_inode(pid_t pid, unsigned long ino);
+/* Whether fd of pid is socket inode ino (one readlink). */
+bool hk_proc_fd_is_socket(pid_t pid, int fd, unsigned long ino);
 int hk_proc_listening(pid_t pid, char *out, size_t outlen);
 /* Whether pid has the file at path mapped (a preloaded library). */
 bool hk_proc_maps(pid_t pid, const char *path);

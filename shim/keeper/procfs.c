@@ -114,6 +114,18 @@ bool hk_proc_holds_inode(pid_t pid, unsigned long ino)
 	return found;
 }
 
+bool hk_proc_fd_is_socket(pid_t pid, int fd, unsigned long ino)
+{
+	char path[64], link[64], want[48];
+	snprintf(path, sizeof path, "/proc/%d/fd/%d", (int)pid, fd);
+	snprintf(want, sizeof want, "socket:[%lu]", ino);
+	ssize_t n = readlink(path, link, sizeof link - 1);
+	if (n <= 0)
+		return false;
+	link[n] = '\0';
+	return strcmp(link, want) == 0;
+}
+
 unsigned long hk_fd_inode(int fd)
 {
 	struct stat st;

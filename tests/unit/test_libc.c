@@ -79,7 +79,7 @@ Test(libc, missing_symbol_exits_with_one_line)
 Test(libc, symbol_resolving_to_the_shim_exits_with_one_line)
 {
 	char err[512];
-	int status = bind_in_child("socket", (void *)hr_libc_init, err, sizeof err);
+	int status = bind_in_child("socket", (void *)hr_libc_bind, err, sizeof err);
 	cr_assert_neq(status, -1, "the process deadlocked instead of exiting");
 	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 127, "wait status %#x", status);
 	cr_assert_str_eq(err,
