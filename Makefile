@@ -3,6 +3,7 @@
 #   make test       install missing dependencies, build, run every test
 #   make demo       restart a sample server under load and print the figures
 #   make bench      side-by-side benchmarks (QUICK=1 for a short run)
+#   make soak       1,000 restarts of a fork-per-connection server under load, canaries (root, ~12 min)
 #   make install    PREFIX=/usr/local DESTDIR=
 CC ?= cc
 PREFIX ?= /usr/local
@@ -35,7 +36,7 @@ UNIT_SRC = $(wildcard tests/unit/*.c)
 LIB = $(BUILD)/libhotrestart.so
 ASAN_LIB = $(BUILD)/asan/libhotrestart.so
 
-.PHONY: all test unit integration asan-test deps demo bench install uninstall clean
+.PHONY: all test unit integration asan-test deps demo bench soak install uninstall clean
 
 all: $(LIB) $(KEEPER) $(SERVERS) $(BUILD)/loadclient
 
@@ -56,6 +57,11 @@ $(BUILD)/servers/%: tests/servers/%.c tests/servers/common.c tests/servers/commo
 	$(CC) $(BASE_CFLAGS) -O2 -o $@ $< tests/servers/common.c
 
 $(BUILD)/loadclient: tests/loadclient.c
+	@mkdir -p $(@D)
+	$(CC) $(BASE_CFLAGS) -O2 -o $@ $<
+
+# The soak's canary: a process outside the service that logs every signal.
+$(BUILD)/canary: tests/canary.c
 	@mkdir -p $(@D)
 	$(CC) $(BASE_CFLAGS) -O2 -o $@ $<
 
@@ -88,6 +94,11 @@ demo: deps all
 
 bench: deps all
 	python3 scripts/bench/run.py $(if $(QUICK),--quick)
+
+# Long (about 12 minutes), so not part of `make test`; needs root (it writes
+# /proc/sys/kernel/ns_last_pid to put canaries on the service's old PIDs).
+soak: all $(BUILD)/canary
+	python3 tests/integration/soak.py --lib $(LIB)
 
 # Files installed besides the library and the wrapper (uninstall removes just these).
 UNITS = $(notdir $(wildcard scripts/systemd/*.service scripts/systemd/*.socket))
