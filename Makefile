@@ -3,6 +3,7 @@
 #   make test       install missing dependencies, build, run every test
 #   make demo       restart a sample server under load and print the figures
 #   make bench      side-by-side benchmarks (QUICK=1 for a short run)
+#   make soak       1,000 restarts of a fork-per-connection server under load, canaries (root, ~12 min)
 #   make install    PREFIX=/usr/local DESTDIR=
 CC ?= cc
 PREFIX ?= /usr/local
@@ -39,7 +40,7 @@ UNIT_SRC = $(wildcard tests/unit/*.c)
 LIB = $(BUILD)/libhotrestart.so
 ASAN_LIB = $(BUILD)/asan/libhotrestart.so
 
-.PHONY: all test unit integration asan-test deps demo bench install uninstall clean
+.PHONY: all test unit integration asan-test deps demo bench soak install uninstall clean
 
 all: $(LIB) $(KEEPER) $(SERVERS) $(STATIC_SERVERS) $(BUILD)/loadclient
 
@@ -64,6 +65,11 @@ $(BUILD)/servers-static/%: tests/servers/%.c tests/servers/common.c tests/server
 	$(STATIC_CC) $(BASE_CFLAGS) -O2 -static -o $@ $< tests/servers/common.c
 
 $(BUILD)/loadclient: tests/loadclient.c
+	@mkdir -p $(@D)
+	$(CC) $(BASE_CFLAGS) -O2 -o $@ $<
+
+# The soak's canary: a process outside the service that logs every signal.
+$(BUILD)/canary: tests/canary.c
 	@mkdir -p $(@D)
 	$(CC) $(BASE_CFLAGS) -O2 -o $@ $<
 
@@ -96,6 +102,11 @@ demo: deps all
 
 bench: deps all
 	python3 scripts/bench/run.py $(if $(QUICK),--quick)
+
+# Long (about 12 minutes), so not part of `make test`; needs root (it writes
+# /proc/sys/kernel/ns_last_pid to put canaries on the service's old PIDs).
+soak: all $(BUILD)/canary
+	python3 tests/integration/soak.py --lib $(LIB)
 
 # Files installed besides the library and the wrapper (uninstall removes just these).
 UNITS = $(notdir $(wildcard scripts/systemd/*.service scripts/systemd/*.socket))
