@@ -5,7 +5,8 @@ set -euo pipefail
 
 PACKAGES=(build-essential pkg-config libcriterion-dev python3 lighttpd nginx wrk gnuplot-nox
           strace nodejs systemd iproute2 procps curl tini supervisor runit golang-go
-          apache2 gunicorn pgbouncer squid caddy musl-tools varnish haproxy python3-uvicorn)
+          apache2 gunicorn pgbouncer squid caddy musl-tools varnish haproxy python3-uvicorn
+          valgrind)
 POLICY=/usr/sbin/policy-rc.d
 
 die() { echo "install-deps: $*" >&2; exit 1; }

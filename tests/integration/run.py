@@ -18,7 +18,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 
 MODULES = ["cases_core", "cases_failures", "cases_multiproc", "cases_systemd", "cases_appcalls",
-           "cases_hardening", "cases_guards", "cases_keeper", "cases_seccomp", "cases_topology"]
+           "cases_hardening", "cases_guards", "cases_keeper", "cases_seccomp", "cases_topology",
+           "cases_pidreuse"]
 
 
 def main():
