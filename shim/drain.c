@@ -158,6 +158,7 @@ int hr_drain_close_idle(void)
 {
 	int closed = 0;
 	int top = atomic_load(&hr_fds_hiwater);
+	int overdue = hr_gen && atomic_load_explicit(&hr_gen->drain_overdue, memory_order_relaxed);
 	for (int fd = 0; fd <= top; fd++) {
 		uint32_t st = hr_fd_get(fd);
 		if (hr_fd_kind(st) != HR_FD_CONN || (st & HR_FD_SHUT_READ))
@@ -166,7 +167,7 @@ int hr_drain_close_idle(void)
 			hr_fd_set(fd, HR_FD_NONE);
 			continue;
 		}
-		if (hr_idle_conn(fd) && hr_real.shutdown(fd, SHUT_RD) == 0) {
+		if (hr_idle_conn(fd, overdue) && hr_real.shutdown(fd, SHUT_RD) == 0) {
 			hr_fd_or(fd, HR_FD_SHUT_READ);
 			closed++;
 		}

@@ -42,6 +42,8 @@ struct hr_gen {
 	_Atomic int n_inherited;	    /* listeners passed with LISTEN_FDS */
 	_Atomic int n_claimed;		    /* of those, claimed by the app */
 	_Atomic long long last_claim_ms;    /* CLOCK_MONOTONIC of the last claim */
+	_Atomic int drain_overdue;	    /* the drain timeout passed: idle is judged
+					     * by the looser rule (idle.h) */
 	/* AF_UNIX listener paths at handover: the successor's, never to unlink. */
 	char unix_paths[HR_GEN_PATHS][108];
 	_Atomic int n_unix_paths;

@@ -55,10 +55,22 @@ static uint32_t hr_same_instant_ms(void)
 	return half_tick_ms;
 }
 
-int hr_idle_conn(int fd)
+/* Past the drain timeout, when the alternative is the stop signal cutting
+ * whatever is under way: the app answered after it last received, and
+ * nothing is left to read or to send. A server that never reads to EAGAIN
+ * (libuv stops at a short read) is caught by this one only. */
+static int hr_idle_conn_overdue(int fd, const struct tcp_info *ti)
+{
+	int unread = 0, unsent = 0;
+	return ti->tcpi_last_data_recv >= ti->tcpi_last_data_sent &&
+	       hr_real.ioctl(fd, FIONREAD, &unread) == 0 && unread == 0 &&
+	       hr_real.ioctl(fd, SIOCOUTQNSD, &unsent) == 0 && unsent == 0;
+}
+
+int hr_idle_conn(int fd, int overdue)
 {
 	uint32_t st = hr_fd_get(fd);
-	if (!(st & HR_FD_READ_WAIT))
+	if (!(st & HR_FD_READ_WAIT) && !overdue)
 		return 0;
 	uint32_t waiting_ms = hr_coarse_ms() - atomic_load_explicit(&hr_fd_stamps[fd],
 								    memory_order_relaxed);
@@ -74,7 +86,11 @@ int hr_idle_conn(int fd)
 	 * began to wait: the send hooks clear the bit, this catches sends
 	 * they do not see (sendfile through splice, io_uring). */
 	if (ti.tcpi_state != 1 /* TCP_ESTABLISHED */ || ti.tcpi_bytes_received == 0 ||
-	    ti.tcpi_bytes_acked == 0 || ti.tcpi_last_data_sent + hr_same_instant_ms() < waiting_ms)
+	    ti.tcpi_bytes_acked == 0)
+		return 0;
+	if (!(st & HR_FD_READ_WAIT))
+		return hr_idle_conn_overdue(fd, &ti);
+	if (ti.tcpi_last_data_sent + hr_same_instant_ms() < waiting_ms)
 		return 0;
 	/* Nothing unread, nothing unsent. Sent but unacknowledged bytes do not
 	 * count (SIOCOUTQ would): a busy client acknowledges an answer with

@@ -53,7 +53,9 @@ static inline void hr_idle_note_nonblock(int fd, int nonblock)
 		hr_fd_clear(fd, HR_FD_NONBLOCK);
 }
 
-/* Whether connection fd is idle by the rule above (TCP only). */
-int hr_idle_conn(int fd);
+/* Whether connection fd is idle by the rule above (TCP only); overdue: the
+ * drain timeout passed, and a connection whose app answered after it last
+ * received, with nothing queued, counts too. */
+int hr_idle_conn(int fd, int overdue);
 
 #endif

@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #define HK_TICK_MS 50	     /* drain accounting */
+#define HK_OVERDUE_MS 1000   /* after the drain timeout, before the stop signal */
 #define HK_PRIVATE_FDS 3     /* channel, region, wake eventfd */
 #define HK_PRIVATE_TOP 1024  /* the keeper's fds sit just below this */
 #define HK_ENV_ADDED 12	     /* variables a generation gets besides the base */
@@ -639,14 +640,22 @@ void hk_gen_tick(struct hk_gen *g, long long now)
 			return;
 		}
 		long conns = hk_gen_connections(g, true);
-		if (conns == 0)
+		if (conns == 0) {
 			snprintf(g->ending_why, sizeof g->ending_why, "drained");
-		else if (now >= g->deadline_ms)
+		} else if (now >= g->deadline_ms && g->region &&
+			   !atomic_load(&g->region->drain_overdue)) {
+			/* Before the stop signal cuts what is under way, a last
+			 * chance for connections between requests (idle.h). */
+			atomic_store(&g->region->drain_overdue, 1);
+			g->deadline_ms = now + HK_OVERDUE_MS;
+			hk_gen_wake_waiters(g);
+		} else if (now >= g->deadline_ms) {
 			snprintf(g->ending_why, sizeof g->ending_why,
 				 "reached the drain timeout with %ld connection%s", conns,
 				 conns == 1 ? "" : "s");
-		else
+		} else {
 			hk_gen_wake_waiters(g);
+		}
 	} else if (g->state == HK_ENDING && now >= g->deadline_ms && !g->killed) {
 		hr_error("generation %ld did not exit within %.1f s of signal %d: killing it",
 			 g->number, hr_cfg.stop_grace, hr_cfg.stop_signal);
