@@ -4,7 +4,9 @@ for clients; stop drains; the app keeps its own signal handlers."""
 import os
 import re
 import signal
+import socket
 import subprocess
+import time
 
 from harness import (Load, Server, check, check_no_errors, deploy, free_port, http_get,
                      pid_alive, read_pid, server_bin, start_slow_request, status_json,
@@ -180,7 +182,38 @@ def test_malformed_listen_fds(env):
 test_failed_successors.quick = True
 test_stop_drains.quick = True
 
+def test_control_clients(env):
+    """Issue 13 item 12: silent control clients (more than the keeper's
+    slots) never block an operator's command, and a line starting with NUL
+    is answered and closed."""
+    port = free_port()
+    srv = Server(env, "epoll_et", [server_bin("epoll_et"), "--port", str(port)])
+    srv.wait_ready()
+    name = "\0hotrestart-keeper.%d.%d" % (os.stat("/proc/self/ns/pid").st_ino, srv.keeper)
+    silent = []
+    try:
+        for _ in range(40):
+            c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            c.connect(name)
+            silent.append(c)
+        start = time.monotonic()
+        info = status_json(srv.pidfile)
+        check(info["keeper_pid"] == srv.keeper, "status behind 40 silent clients: %r" % info)
+        check(time.monotonic() - start < 3 * SCALE, "status waited %.1f s behind silent clients" %
+              (time.monotonic() - start))
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as c:
+            c.settimeout(10 * SCALE)
+            c.connect(name)
+            c.sendall(b"\0status\n")
+            check(c.recv(100).startswith(b"fail"), "a NUL line was not refused")
+        old, new, _ = srv.restart_ok()
+    finally:
+        for c in silent:
+            c.close()
+
+
 TESTS = [
+    ("control: silent clients and a NUL line", test_control_clients),
     ("failed successors leave the old serving", test_failed_successors),
     ("SIGTERM drains in-flight requests", test_stop_drains),
     ("hotrestart stop", test_wrapper_stop),
