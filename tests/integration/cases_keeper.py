@@ -833,7 +833,7 @@ def _serves(port):
 def test_kill9_generations(env):
     port = free_port()
     svc, t = keeper_service(env, "kill9", [server_bin("epoll_lt"), "--port", str(port)])
-    load = Load(14, port=port)
+    load = Load(120, port=port)  # ended a second after the last kill
     time.sleep(2)  # a schedule: the load runs before the first kill
     before = t.status()
     new, _ = t.restart_ok()
@@ -851,7 +851,7 @@ def test_kill9_generations(env):
     t.check_identity()
     serves_from(port, {st2["main_pid"]})
     check(load.proc.poll() is None, "the load ended before the last kill")
-    res = load.result()
+    res = load.finish(time.monotonic() + 1)
     seen = {k: res[k] for k in ERROR_KINDS if res[k]}
     check(res["ok"] > 0 and res["refused"] == 0,
           "refused connections with the keeper holding the listeners: %s (ok=%d) %s" %
