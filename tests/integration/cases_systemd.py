@@ -303,7 +303,7 @@ def test_status(env):
     """Under the keeper: the service's PID, the live generation and its main
     PID, and a drain shown while an old generation finishes."""
     port = free_port()
-    srv = Server(env, "status", [server_bin("threaded"), "--port", str(port)])
+    srv = Server(env, "status", [server_bin("epoll_lt"), "--port", str(port)])
     pid = srv.wait_ready()
     keeper = srv.keeper
     info = status_json(srv.pidfile)
@@ -344,7 +344,7 @@ def test_status_exec(env):
     """run --exec (no keeper): the server answers status itself, and an old
     generation answers while it drains."""
     port = free_port()
-    srv = Server(env, "status", [server_bin("threaded"), "--port", str(port)],
+    srv = Server(env, "status", [server_bin("epoll_lt"), "--port", str(port)],
                  run_args=["--exec"])
     pid = srv.wait_ready()
     info = status_json(srv.pidfile)
