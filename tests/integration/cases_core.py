@@ -141,7 +141,7 @@ def test_slow_request_in_flight(env):
     old = srv.wait_ready()
     t, result = start_slow_request(port)
     # Readiness signal: the old process holds the connection.
-    wait_for(lambda: status_json(srv.pidfile)["connections"] >= 1, 5,
+    wait_for(lambda: srv.connections() >= 1, 5,
              "the slow request to be accepted")
     old2, new, _ = srv.restart_ok()
     check(old2 == old, "restarted the wrong process")

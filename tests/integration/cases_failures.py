@@ -54,7 +54,7 @@ def test_stop_drains(env):
     srv = Server(env, "threaded", [server_bin("threaded"), "--port", str(port)])
     pid = srv.wait_ready()
     t, result = start_slow_request(port)
-    wait_for(lambda: status_json(srv.pidfile)["connections"] >= 1, 5, "the slow request")
+    wait_for(lambda: srv.connections() >= 1, 5, "the slow request")
     keeper = srv.keeper
     os.kill(keeper, signal.SIGTERM)
     wait_for(lambda: status_json(srv.pidfile)["stopping"], 5, "the stop to begin")

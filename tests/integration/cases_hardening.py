@@ -55,7 +55,7 @@ def test_rcvtimeo(env):
     # The old generation drains as long as this request is incomplete.
     held = socket.create_connection(("127.0.0.1", port), timeout=10 * SCALE)
     held.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n")
-    wait_for(lambda: status_json(srv.pidfile)["connections"] >= 1, 5,
+    wait_for(lambda: srv.connections() >= 1, 5,
              "the held request to be accepted")
     deploy(server_bin("epoll_lt"), exe)
     srv.restart_ok()
@@ -145,7 +145,7 @@ def test_eintr_fatal(env):
     load = Load(120, port=port)
     for _ in range(3):
         t, result = start_slow_request(port)
-        wait_for(lambda: status_json(srv.pidfile)["connections"] >= 1, 10, "the slow request")
+        wait_for(lambda: srv.connections() >= 1, 10, "the slow request")
         old, new, _ = srv.restart_ok()
         t.join(10 * SCALE)
         check(result.get("r", (0,))[0] == 200 and result["r"][1].get("x-pid") == str(old),
@@ -154,7 +154,7 @@ def test_eintr_fatal(env):
     res = load.finish(time.monotonic() + 1)
     check_no_errors(res, "epoll_lt --eintr-fatal")
     t, result = start_slow_request(port)
-    wait_for(lambda: status_json(srv.pidfile)["connections"] >= 1, 10, "the slow request")
+    wait_for(lambda: srv.connections() >= 1, 10, "the slow request")
     os.kill(srv.keeper, signal.SIGTERM)
     t.join(10 * SCALE)
     check(result.get("r", (0,))[0] == 200, "request in flight at the stop: %r" %

@@ -303,7 +303,7 @@ def test_status(env):
     """Under the keeper: the service's PID, the live generation and its main
     PID, and a drain shown while an old generation finishes."""
     port = free_port()
-    srv = Server(env, "status", [server_bin("epoll_lt"), "--port", str(port)])
+    srv = Server(env, "status", [server_bin("threaded"), "--port", str(port)])
     pid = srv.wait_ready()
     keeper = srv.keeper
     info = status_json(srv.pidfile)
@@ -316,7 +316,7 @@ def test_status(env):
           "idle server status %r" % info)
     fd = info["listeners"][0]["fd"]
     t, result = start_slow_request(port)
-    wait_for(lambda: status_json(srv.pidfile)["connections"] >= 1, 5, "the slow request")
+    wait_for(lambda: srv.connections() >= 1, 5, "the slow request")
     text = status_text(srv.pidfile)
     expect = [r"pid: %d" % keeper, r"main pid: %d \(the live generation's main process\)" % pid,
               r"generation: 1",
@@ -344,7 +344,7 @@ def test_status_exec(env):
     """run --exec (no keeper): the server answers status itself, and an old
     generation answers while it drains."""
     port = free_port()
-    srv = Server(env, "status", [server_bin("epoll_lt"), "--port", str(port)],
+    srv = Server(env, "status", [server_bin("threaded"), "--port", str(port)],
                  run_args=["--exec"])
     pid = srv.wait_ready()
     info = status_json(srv.pidfile)
@@ -361,7 +361,7 @@ def test_status_exec(env):
 
     def slow_request():
         t, result = start_slow_request(port)
-        wait_for(lambda: status_json(srv.pidfile)["connections"] >= 1, 5, "the slow request")
+        wait_for(lambda: srv.connections() >= 1, 5, "the slow request")
         return t, result
 
     t, result = slow_request()

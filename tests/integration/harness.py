@@ -197,6 +197,12 @@ class Server:
             self.known.add(main)
         return main or pid
 
+    def connections(self):
+        """Open connections the service reports, asked on its control socket
+        directly: a wait on it must not spend its time starting wrappers."""
+        info = control_status(read_pid(self.pidfile) or 0)
+        return info.get("connections", 0) if info else 0
+
     @property
     def keeper(self):
         """The service's PID: what the pid file names (the keeper's)."""
