@@ -473,6 +473,7 @@ static long http_parse(const char *buf, size_t len, enum http_target *target, bo
 
 static void conn_respond(struct conn *c, enum http_target target, bool keep_alive)
 {
+    c->answered = true;
     char small[128];
     const char *status = "200 OK";
     const char *body = small;
@@ -571,8 +572,9 @@ enum conn_status conn_drive(struct conn *c)
             continue;
         }
         if (errno == EINTR) {
-            /* on stop, drop idle keep-alive connections instead of waiting for the client */
-            if (srv_stop && c->in_len == 0) {
+            /* on stop, drop idle keep-alive connections instead of waiting for
+             * the client; a fresh one waits for its first request */
+            if (srv_stop && c->in_len == 0 && c->answered) {
                 st = CONN_DONE;
                 break;
             }
@@ -595,7 +597,7 @@ static struct conn *conn_new(int fd)
     }
     c->fd = fd;
     c->wait = CONN_WANT_READ;
-    c->eof = c->closing = c->slow_keep_alive = false;
+    c->eof = c->closing = c->slow_keep_alive = c->answered = false;
     c->slow_until = 0;
     c->body = NULL;
     c->in_len = c->out_len = c->body_len = c->sent = 0;

@@ -73,6 +73,7 @@ struct conn {
     int fd;
     enum conn_status wait; /* last result of conn_drive(); starts as CONN_WANT_READ */
     bool eof, closing, slow_keep_alive;
+    bool answered; /* served a request already: a keep-alive connection */
     int64_t slow_until; /* srv_now_ms() when the held /slow answer is due; 0 = none */
     const char *body;   /* out-of-line body (/big), sent after out[] */
     size_t in_len, out_len, body_len, sent;
