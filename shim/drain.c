@@ -161,7 +161,8 @@ int hr_drain_close_idle(void)
 	int overdue = hr_gen && atomic_load_explicit(&hr_gen->drain_overdue, memory_order_relaxed);
 	for (int fd = 0; fd <= top; fd++) {
 		uint32_t st = hr_fd_get(fd);
-		if (hr_fd_kind(st) != HR_FD_CONN || (st & HR_FD_SHUT_READ))
+		if (hr_fd_kind(st) != HR_FD_CONN || (st & HR_FD_SHUT_READ) ||
+		    ((st & HR_FD_INTERIM) && !overdue))
 			continue;
 		if (!hr_listeners_accepted_from(fd)) { /* closed unseen, maybe reused */
 			hr_fd_set(fd, HR_FD_NONE);
@@ -173,6 +174,17 @@ int hr_drain_close_idle(void)
 		}
 	}
 	return closed;
+}
+
+void hr_drain_at_read(int fd)
+{
+	int saved = errno;
+	uint32_t st = hr_fd_get(fd);
+	if (hr_fd_kind(st) == HR_FD_CONN && !(st & (HR_FD_SHUT_READ | HR_FD_INTERIM)) &&
+	    hr_listeners_accepted_from(fd) && hr_idle_conn_answered(fd) &&
+	    hr_real.shutdown(fd, SHUT_RD) == 0)
+		hr_fd_or(fd, HR_FD_SHUT_READ);
+	errno = saved;
 }
 
 void hr_drain_after_fork_child(void)

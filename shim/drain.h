@@ -24,6 +24,9 @@ void hr_accept_wake_parked(void);
 /* Makes the app see end-of-input on connections that are between requests.
  * Returns how many it closed. */
 int hr_drain_close_idle(void);
+/* The app is about to block reading connection fd while its generation
+ * drains: end its input if it answered all it received. */
+void hr_drain_at_read(int fd);
 
 void hr_drain_after_fork_child(void);
 

@@ -24,6 +24,8 @@ enum hr_fd_kind {
 #define HR_FD_APP_SHUT 0x40u     /* listener: the app shut it down after accepting stopped */
 #define HR_FD_READ_WAIT 0x80u    /* connection: the app's last read found nothing or
 				  * blocks, and it sent nothing since (idle.h) */
+#define HR_FD_INTERIM 0x100u     /* connection: while draining, the app's last send
+				  * was an HTTP interim (1xx) answer (idle.h) */
 
 extern _Atomic uint32_t *hr_fds;
 /* The socket inode of each listener, recorded when it was tracked: a

@@ -52,7 +52,8 @@ static void hr_fd_copy(int oldfd, int newfd)
 {
 	uint32_t st = hr_claim_if_inherited(oldfd, hr_fd_get(oldfd));
 	hr_fd_set(newfd, hr_fd_kind(st) == HR_FD_SHIM ? HR_FD_NONE
-						      : st & ~(HR_FD_SHUT_READ | HR_FD_READ_WAIT));
+						      : st & ~(HR_FD_SHUT_READ | HR_FD_READ_WAIT |
+							     HR_FD_INTERIM));
 }
 
 HR_EXPORT int socket(int domain, int type, int protocol)
@@ -788,21 +789,21 @@ HR_EXPORT ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
 HR_EXPORT ssize_t write(int fd, const void *buf, size_t n)
 {
 	hr_libc_init();
-	hr_idle_send(fd);
+	hr_idle_send(fd, buf, n);
 	return hr_real.write(fd, buf, n);
 }
 
 HR_EXPORT ssize_t writev(int fd, const struct iovec *iov, int iovcnt)
 {
 	hr_libc_init();
-	hr_idle_send(fd);
+	hr_idle_send(fd, iovcnt > 0 ? iov[0].iov_base : NULL, iovcnt > 0 ? iov[0].iov_len : 0);
 	return hr_real.writev(fd, iov, iovcnt);
 }
 
 HR_EXPORT ssize_t send(int fd, const void *buf, size_t n, int flags)
 {
 	hr_libc_init();
-	hr_idle_send(fd);
+	hr_idle_send(fd, buf, n);
 	return hr_real.send(fd, buf, n, flags);
 }
 
@@ -810,28 +811,30 @@ HR_EXPORT ssize_t sendto(int fd, const void *buf, size_t n, int flags, const str
 			 socklen_t len)
 {
 	hr_libc_init();
-	hr_idle_send(fd);
+	hr_idle_send(fd, buf, n);
 	return hr_real.sendto(fd, buf, n, flags, addr, len);
 }
 
 HR_EXPORT ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
 {
 	hr_libc_init();
-	hr_idle_send(fd);
+	int parts = msg && msg->msg_iov && msg->msg_iovlen > 0;
+	hr_idle_send(fd, parts ? msg->msg_iov[0].iov_base : NULL,
+		     parts ? msg->msg_iov[0].iov_len : 0);
 	return hr_real.sendmsg(fd, msg, flags);
 }
 
 HR_EXPORT ssize_t sendfile(int out, int in, off_t *offset, size_t n)
 {
 	hr_libc_init();
-	hr_idle_send(out);
+	hr_idle_send(out, NULL, 0);
 	return hr_real.sendfile(out, in, offset, n);
 }
 
 HR_EXPORT ssize_t sendfile64(int out, int in, off_t *offset, size_t n)
 {
 	hr_libc_init();
-	hr_idle_send(out);
+	hr_idle_send(out, NULL, 0);
 	return hr_real.sendfile64(out, in, offset, n);
 }
 

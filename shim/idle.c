@@ -1,5 +1,7 @@
 #include "idle.h"
 
+#include "drain.h"
+#include "gen.h"
 #include "libc.h"
 
 #include <errno.h>
@@ -23,6 +25,11 @@ uint32_t hr_idle_mark_waiting(int fd, uint32_t state)
 	/* The stamp first: whoever sees the bit sees its stamp. */
 	atomic_store_explicit(&hr_fd_stamps[fd], hr_coarse_ms(), memory_order_relaxed);
 	hr_fd_or(fd, HR_FD_READ_WAIT);
+	/* A blocking server's threads wait in reads like this one; a busy
+	 * keep-alive client keeps them there only for a moment, so a drain
+	 * looks at the connection as the app asks for the next request. */
+	if (__builtin_expect(hr_gen_phase() != HR_PHASE_RUNNING, 0))
+		hr_drain_at_read(fd);
 	return state | HR_FD_READ_WAIT;
 }
 
@@ -39,6 +46,21 @@ void hr_idle_read_done(int fd, ssize_t r)
 		hr_fd_or(fd, HR_FD_READ_WAIT | HR_FD_NONBLOCK);
 	}
 	errno = saved;
+}
+
+void hr_idle_send_draining(int fd, const void *head, size_t n)
+{
+	uint32_t st = hr_fd_get(fd);
+	if (hr_fd_kind(st) != HR_FD_CONN)
+		return;
+	/* "HTTP/1.1 100 Continue": the client sends the rest of its request
+	 * (the body) only now, so the app's next read is no request boundary. */
+	const char *p = head;
+	int interim = p && n >= 10 && memcmp(p, "HTTP/1.", 7) == 0 && p[8] == ' ' && p[9] == '1';
+	if (interim && !(st & HR_FD_INTERIM))
+		hr_fd_or(fd, HR_FD_INTERIM);
+	else if (!interim && (st & HR_FD_INTERIM))
+		hr_fd_clear(fd, HR_FD_INTERIM);
 }
 
 /* Half a tick of the coarse clock (which is also the granularity of the
@@ -67,6 +89,33 @@ static int hr_idle_conn_overdue(int fd, const struct tcp_info *ti)
 	       hr_real.ioctl(fd, SIOCOUTQNSD, &unsent) == 0 && unsent == 0;
 }
 
+/* Used (something was exchanged both ways) and still established. */
+static int hr_idle_tcp_info(int fd, struct tcp_info *ti)
+{
+	socklen_t len = sizeof *ti;
+	memset(ti, 0, sizeof *ti);
+	if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, ti, &len) < 0) {
+		if (errno == EBADF || errno == ENOTSOCK)
+			hr_fd_set(fd, HR_FD_NONE); /* closed behind our back */
+		return 0;
+	}
+	return ti->tcpi_state == 1 /* TCP_ESTABLISHED */ && ti->tcpi_bytes_received != 0 &&
+	       ti->tcpi_bytes_acked != 0;
+}
+
+int hr_idle_conn_answered(int fd)
+{
+	struct tcp_info ti;
+	if (!hr_idle_tcp_info(fd, &ti))
+		return 0;
+	/* Strictly: a reply in the same tick as the last input may be a
+	 * request read in pieces, the app waiting for the rest. */
+	int unread = 0, unsent = 0;
+	return ti.tcpi_last_data_recv > ti.tcpi_last_data_sent &&
+	       hr_real.ioctl(fd, FIONREAD, &unread) == 0 && unread == 0 &&
+	       hr_real.ioctl(fd, SIOCOUTQNSD, &unsent) == 0 && unsent == 0;
+}
+
 int hr_idle_conn(int fd, int overdue)
 {
 	uint32_t st = hr_fd_get(fd);
@@ -75,21 +124,13 @@ int hr_idle_conn(int fd, int overdue)
 	uint32_t waiting_ms = hr_coarse_ms() - atomic_load_explicit(&hr_fd_stamps[fd],
 								    memory_order_relaxed);
 	struct tcp_info ti;
-	socklen_t len = sizeof ti;
-	memset(&ti, 0, sizeof ti);
-	if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) < 0) {
-		if (errno == EBADF || errno == ENOTSOCK)
-			hr_fd_set(fd, HR_FD_NONE); /* closed behind our back */
-		return 0;
-	}
-	/* Used (something was exchanged), and no byte sent since the app
-	 * began to wait: the send hooks clear the bit, this catches sends
-	 * they do not see (sendfile through splice, io_uring). */
-	if (ti.tcpi_state != 1 /* TCP_ESTABLISHED */ || ti.tcpi_bytes_received == 0 ||
-	    ti.tcpi_bytes_acked == 0)
+	if (!hr_idle_tcp_info(fd, &ti))
 		return 0;
 	if (!(st & HR_FD_READ_WAIT))
 		return hr_idle_conn_overdue(fd, &ti);
+	/* No byte sent since the app began to wait: the send hooks clear the
+	 * bit, this catches sends they do not see (sendfile through splice,
+	 * io_uring). */
 	if (ti.tcpi_last_data_sent + hr_same_instant_ms() < waiting_ms)
 		return 0;
 	/* Nothing unread, nothing unsent. Sent but unacknowledged bytes do not

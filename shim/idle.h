@@ -9,12 +9,14 @@
 #define HR_IDLE_H
 
 #include "fdtable.h"
+#include "gen.h"
 
 #include <sys/types.h>
 
 /* Out of line: the rare transitions. */
 uint32_t hr_idle_mark_waiting(int fd, uint32_t state);
 void hr_idle_read_done(int fd, ssize_t r);
+void hr_idle_send_draining(int fd, const void *head, size_t n);
 
 /* Before a read-family call on fd: a read that may block counts as waiting
  * while it is under way. Returns what hr_idle_read_end needs. */
@@ -33,11 +35,14 @@ static inline void hr_idle_read_end(int fd, uint32_t state, ssize_t r)
 		hr_idle_read_done(fd, r);
 }
 
-/* Before a send-family call on fd: the app answers, so it no longer waits. */
-static inline void hr_idle_send(int fd)
+/* Before a send-family call on fd whose data begins with head (n bytes of
+ * it; NULL when unseen): the app answers, so it no longer waits. */
+static inline void hr_idle_send(int fd, const void *head, size_t n)
 {
 	if (hr_fd_get(fd) & HR_FD_READ_WAIT)
 		hr_fd_clear(fd, HR_FD_READ_WAIT);
+	if (__builtin_expect(hr_gen_phase() != HR_PHASE_RUNNING, 0))
+		hr_idle_send_draining(fd, head, n);
 }
 
 /* The app set or cleared O_NONBLOCK of fd (F_SETFL, FIONBIO): the table
@@ -57,5 +62,8 @@ static inline void hr_idle_note_nonblock(int fd, int nonblock)
  * drain timeout passed, and a connection whose app answered after it last
  * received, with nothing queued, counts too. */
 int hr_idle_conn(int fd, int overdue);
+/* Whether the app, about to read from connection fd, answered everything it
+ * received: it asks for the next request (TCP only). */
+int hr_idle_conn_answered(int fd);
 
 #endif
