@@ -34,6 +34,8 @@
 				* that forked it and is daemonizing exit first */
 #define HR_ACK_TIMEOUT_MS 5000 /* predecessor's answer to "ready" */
 #define HR_MAX_CLIENTS 16
+#define HR_CLIENT_LINE_MS 2000 /* a control client sends its command within this */
+#define HR_CTL_BACKOFF_MS 100  /* no fd for a control client: look again after this */
 #define HR_READY_POLL_MS 10    /* other processes' waits are polled for */
 
 int hr_holds_listeners;
@@ -47,11 +49,13 @@ struct hr_client {
 	int fd;
 	int len;
 	int waits_restart;
+	long long deadline; /* for its command line */
 	char buf[64];
 };
 
 static struct {
 	int ctl;
+	long long ctl_paused_until; /* accept() found no free fd */
 	struct hr_client clients[HR_MAX_CLIENTS];
 	double started_unix;
 	/* upgrade in progress */
@@ -377,9 +381,12 @@ static void hr_on_child_sock(void)
 	if (!strchr(A.rbuf, '\n'))
 		return;
 	long pid = 0;
-	if (sscanf(A.rbuf, "ready %ld", &pid) == 1 && pid > 0)
+	if (sscanf(A.rbuf, "ready %ld", &pid) == 1 && pid > 0) {
 		hr_upgrade_end(NULL, (pid_t)pid);
-	else
+	} else if (strncmp(A.rbuf, "fail ", 5) == 0) {
+		A.rbuf[strcspn(A.rbuf, "\n")] = '\0';
+		hr_upgrade_end(A.rbuf + 5, 0);
+	} else
 		hr_upgrade_end("successor sent a malformed readiness message", 0);
 }
 
@@ -424,9 +431,21 @@ static void hr_on_client(struct hr_client *c)
 		return;
 	}
 	c->buf[c->len] = '\0';
-	if (!strchr(c->buf, '\n'))
+	char *end = memchr(c->buf, '\n', (size_t)c->len);
+	if (!end)
 		return;
-	c->buf[strcspn(c->buf, "\r\n")] = '\0';
+	*end = '\0';
+	c->buf[strcspn(c->buf, "\r")] = '\0';
+	/* A client that gave up (its timeout passed while we could not take
+	 * it) has its request dropped, not run late. Closed, that is: a client
+	 * that only shut down its sending side (socat) still waits. */
+	struct pollfd gone = { .fd = c->fd };
+	if (hr_real.poll(&gone, 1, 0) > 0 && (gone.revents & (POLLHUP | POLLERR))) {
+		hr_warn("control request \"%.16s\" dropped: its client left before it was read",
+			c->buf);
+		hr_close_shim(&c->fd);
+		return;
+	}
 	if (strcmp(c->buf, "status") == 0) {
 		static char json[65536]; /* only the agent thread writes it */
 		struct hr_status st = { .generation = hr_cfg.generation,
@@ -454,14 +473,46 @@ static void hr_on_client(struct hr_client *c)
 static void hr_on_ctl(void)
 {
 	int fd = hr_control_accept(A.ctl);
-	if (fd < 0)
+	if (fd < 0) {
+		/* The connection stays queued; polling for it now would spin. */
+		if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)
+			A.ctl_paused_until = hr_now_ms() + HR_CTL_BACKOFF_MS;
 		return;
-	for (int i = 0; i < HR_MAX_CLIENTS; i++)
-		if (A.clients[i].fd < 0) {
-			A.clients[i] = (struct hr_client){ .fd = fd };
-			return;
+	}
+	/* A free slot, else the one that waited longest for its line (a
+	 * silent client must not lock operators out). */
+	struct hr_client *slot = NULL;
+	for (int i = 0; i < HR_MAX_CLIENTS && !slot; i++)
+		if (A.clients[i].fd < 0)
+			slot = &A.clients[i];
+	for (int i = 0; i < HR_MAX_CLIENTS && !slot; i++)
+		if (!A.clients[i].waits_restart &&
+		    (!slot || A.clients[i].deadline < slot->deadline))
+			slot = &A.clients[i];
+	if (!slot) {
+		hr_control_reply(fd, "fail too many control clients");
+		return;
+	}
+	hr_close_shim(&slot->fd);
+	*slot = (struct hr_client){ .fd = fd, .deadline = hr_now_ms() + HR_CLIENT_LINE_MS };
+}
+
+/* Clients past the deadline for their line are closed; the poll timeout
+ * is lowered to the next deadline. */
+static void hr_expire_clients(long long now, int *timeout)
+{
+	for (int i = 0; i < HR_MAX_CLIENTS; i++) {
+		struct hr_client *c = &A.clients[i];
+		if (c->fd < 0 || c->waits_restart)
+			continue;
+		if (now >= c->deadline) {
+			hr_close_shim(&c->fd);
+			continue;
 		}
-	hr_control_reply(fd, "fail too many control clients");
+		int left = (int)(c->deadline - now);
+		if (*timeout < 0 || left < *timeout)
+			*timeout = left;
+	}
 }
 
 static void hr_on_pipe(void)
@@ -547,6 +598,9 @@ static void *hr_agent_main(void *unused)
 {
 	(void)unused;
 	int stopped_local = 0;
+	/* Closed when an earlier start failed (hr_start_thread). */
+	if (hr_agent_owner && A.ctl < 0 && !hr_under_keeper())
+		A.ctl = hr_control_open();
 	for (;;) {
 		long long now = hr_now_ms();
 		int timeout = -1;
@@ -559,7 +613,12 @@ static void *hr_agent_main(void *unused)
 			hr_check_ready(now, &timeout);
 			hr_ready_poll_timeout(&timeout);
 			pf[i_pipe = n++] = (struct pollfd){ .fd = hr_pipe[0], .events = POLLIN };
-			pf[i_ctl = n++] = (struct pollfd){ .fd = A.ctl, .events = POLLIN };
+			int ctl_paused = now < A.ctl_paused_until;
+			pf[i_ctl = n++] = (struct pollfd){ .fd = ctl_paused ? -1 : A.ctl,
+							   .events = POLLIN };
+			if (ctl_paused && (timeout < 0 || A.ctl_paused_until - now < timeout))
+				timeout = (int)(A.ctl_paused_until - now);
+			hr_expire_clients(now, &timeout);
 			if (A.upgrading) {
 				pf[i_sock = n++] =
 					(struct pollfd){ .fd = A.child.sock, .events = POLLIN };
@@ -642,6 +701,22 @@ static void *hr_agent_main(void *unused)
 	return NULL;
 }
 
+/* When the agent thread could not be made (RLIMIT_NPROC, memory): the next
+ * attempt, so the hooks that ask for it do not try (and log) on every call. */
+static long long hr_agent_retry_ms;
+
+/* The successor's own agent cannot run: its predecessor learns why now,
+ * not from its ready timeout. */
+static void hr_report_start_failure(const char *why)
+{
+	if (hr_cfg.ready_fd < 0 || hr_fd_kind(hr_fd_get(hr_cfg.ready_fd)) != HR_FD_SHIM)
+		return;
+	char msg[160];
+	int len = snprintf(msg, sizeof msg, "fail cannot start the agent thread: %s\n", why);
+	ssize_t ignored = send(hr_cfg.ready_fd, msg, (size_t)len, MSG_NOSIGNAL | MSG_DONTWAIT);
+	(void)ignored;
+}
+
 static void hr_start_thread(int owner)
 {
 	pthread_attr_t attr;
@@ -662,10 +737,32 @@ static void hr_start_thread(int owner)
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	pthread_attr_destroy(&attr);
 	if (err) {
-		hr_error("cannot start the agent thread: %s; restarts disabled", strerror(err));
+		if (!hr_agent_retry_ms) {
+			hr_error("cannot start the agent thread: %s; restarts disabled until it "
+				 "can (retried each second)",
+				 strerror(err));
+			/* A first generation still names its process; a successor
+			 * fails its upgrade (its predecessor keeps the file). */
+			if (owner && hr_cfg.ready_fd < 0)
+				hr_pidfile_write(hr_self);
+			else if (owner)
+				hr_report_start_failure(strerror(err));
+		}
+		/* Nobody would answer: the operator is told at once instead. */
+		hr_close_shim(&A.ctl);
+		hr_agent_retry_ms = hr_now_ms() + 1000;
 		return;
 	}
+	if (hr_agent_retry_ms)
+		hr_info("agent thread started; restarts enabled");
+	hr_agent_retry_ms = 0;
 	hr_agent_pid = hr_self;
+}
+
+/* Whether a failed start is too recent to try again. */
+static int hr_agent_backing_off(void)
+{
+	return hr_agent_retry_ms && hr_now_ms() < hr_agent_retry_ms;
 }
 
 void hr_agent_start_owner(void)
@@ -675,6 +772,8 @@ void hr_agent_start_owner(void)
 		return;
 	}
 	if (!hr_gen || (hr_agent_pid == hr_self && hr_agent_owner))
+		return;
+	if (hr_agent_backing_off())
 		return;
 	pthread_mutex_lock(&hr_agent_lock);
 	hr_holds_listeners = 1;
@@ -687,11 +786,11 @@ void hr_agent_start_owner(void)
 
 void hr_agent_ensure_worker_slow(void)
 {
-	if (!hr_gen)
+	if (!hr_gen || hr_agent_backing_off())
 		return;
 	pthread_mutex_lock(&hr_agent_lock);
 	if (hr_agent_pid != hr_self)
-		hr_start_thread(0);
+		hr_start_thread(hr_agent_owner);
 	pthread_mutex_unlock(&hr_agent_lock);
 }
 
@@ -703,6 +802,7 @@ void hr_agent_after_fork_child(void)
 	 * readiness on it after its parent exits. */
 	pthread_mutex_init(&hr_agent_lock, NULL);
 	hr_agent_owner = 0;
+	hr_agent_retry_ms = 0;
 	hr_close_shim(&hr_pipe[0]);
 	hr_close_shim(&hr_pipe[1]);
 	hr_close_shim(&A.ctl);

@@ -6,11 +6,13 @@ import os
 import re
 import signal
 import socket
+import subprocess
 import threading
 import time
 
 from harness import (Load, Server, check, check_no_errors, deploy, free_port, http_get,
-                     server_bin, start_slow_request, status_json, wait_for, SCALE)
+                     pid_alive, server_bin, start_slow_request, status_json, wait_for, SCALE,
+                     WRAPPER)
 
 
 def term_close(how):
@@ -164,6 +166,124 @@ def test_eintr_fatal(env):
     return dict(res, server="epoll_lt --eintr-fatal", restarts=3, exit_ms=None)
 
 
+
+
+def test_agent_thread_refused(env):
+    """Without a keeper (run --exec) the library's agent thread cannot be made
+    (RLIMIT_NPROC reached, as an unprivileged user): one error line, not one
+    per hooked call; the pid file names the server; the app serves as if the
+    library were absent; the wrapper is told at once there is nothing to talk
+    to instead of waiting for its timeout."""
+    port = free_port()
+    shared = env.path("nproc")
+    os.makedirs(shared)
+    os.chmod(shared, 0o777)
+    pidfile = os.path.join(shared, "server.pid")
+    argv = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--",
+            "prlimit", "--nproc=1", "--", WRAPPER, "run", "--exec", "--pidfile", pidfile,
+            "--", server_bin("epoll_lt"), "--port", str(port)]
+    srv = Server.__new__(Server).launch(env, "nproc", argv, env.preload_env(), pidfile)
+    pid = srv.wait_ready()
+    for _ in range(300):  # each one passes the accept and epoll hooks
+        status, _, _ = http_get(port)
+        check(status == 200, "the app does not serve: %s" % srv.tail())
+    text = srv.log_text()
+    check(text.count("cannot start the agent thread") == 1,
+          "want one error line, got %d:\n%s" % (text.count("cannot start the agent thread"),
+                                                srv.tail()))
+    started = time.monotonic()
+    r = subprocess.run([WRAPPER, "status", str(pid)], capture_output=True, text=True,
+                       timeout=60)
+    took = time.monotonic() - started
+    check(r.returncode != 0 and "no control socket" in r.stderr,
+          "status of an agent-less server: %d %r %r" % (r.returncode, r.stdout, r.stderr))
+    check(took < 10 * SCALE, "status took %.1f s: it waited for a timeout" % took)
+    check(pid_alive(pid), "the server died")
+
+
+test_agent_thread_refused.quick = True
+
+
+def ctl_name(pid):
+    return "\0hotrestart-ctl.%d.%d" % (os.stat("/proc/self/ns/pid").st_ino, pid)
+
+
+def ctl_connect(pid):
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(10 * SCALE)
+    s.connect(ctl_name(pid))
+    return s
+
+
+def test_control_clients(env):
+    """Without a keeper: silent control clients (more than there are slots)
+    do not lock the operator out, and a line that starts with NUL is
+    answered."""
+    port = free_port()
+    srv = Server(env, "ctl_clients", [server_bin("epoll_lt"), "--port", str(port)],
+                 run_args=["--exec"])
+    pid = srv.wait_ready()
+    silent = [ctl_connect(pid) for _ in range(20)]
+    try:
+        nul = ctl_connect(pid)
+        nul.sendall(b"\0status\n")
+        reply = nul.recv(4096)
+        check(reply.startswith(b"fail unknown command"), "a NUL line got %r" % reply)
+        info = status_json(srv.pidfile)
+        check(info and info.get("pid") == pid, "status behind silent clients: %r" % info)
+    finally:
+        for s in silent:
+            s.close()
+
+
+def agent_cpu_s(pid):
+    """CPU seconds of the process's threads other than its main thread (the
+    app is single-threaded: that is the library's agent)."""
+    total = 0
+    for tid in os.listdir("/proc/%d/task" % pid):
+        if int(tid) == pid:
+            continue
+        with open("/proc/%d/task/%s/stat" % (pid, tid)) as f:
+            fields = f.read().rpartition(")")[2].split()
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def test_fd_table_full(env):
+    """Without a keeper, the process out of fds (RLIMIT_NOFILE reached by
+    held connections): the agent does not spin on the control connection it
+    cannot accept, and a restart whose client gave up meanwhile is dropped
+    when fds free up, not run late."""
+    port = free_port()
+    srv = Server(env, "fdfull", ["prlimit", "--nofile=48", "--", server_bin("epoll_lt"),
+                                 "--port", str(port)], run_args=["--exec"])
+    pid = srv.wait_ready()
+    held = []
+    try:
+        for _ in range(60):
+            held.append(socket.create_connection(("127.0.0.1", port), timeout=5))
+        wait_for(lambda: len(os.listdir("/proc/%d/fd" % pid)) >= 48, 10,
+                 "the server to run out of fds")
+        waiter = ctl_connect(pid)
+        waiter.sendall(b"restart\n")
+        before = agent_cpu_s(pid)
+        # A window of wall time to measure CPU in: no event to wait for.
+        time.sleep(1.0)
+        spent = agent_cpu_s(pid) - before
+        check(spent < 0.3, "the agent spent %.2f s of CPU in 1 s while out of fds" % spent)
+        waiter.close()  # the operator's timeout
+    finally:
+        for s in held:
+            s.close()
+    wait_for(lambda: "dropped: its client left" in srv.log_text(), 10,
+             "the stale restart request to be dropped (log: %s)" % srv.tail())
+    check("upgrade: started" not in srv.log_text(),
+          "the restart ran after its client left:\n%s" % srv.tail())
+    status, headers, _ = http_get(port)
+    check(status == 200 and headers.get("x-pid") == str(pid), "the server no longer serves")
+
+
+
 TESTS = [
     ("EINTR-fatal app: restarts and stop under the keeper", test_eintr_fatal),
     ("TERM handler closes the parked listener", term_close("close")),
@@ -171,4 +291,7 @@ TESTS = [
     ("accept() with SO_RCVTIMEO keeps timing out", test_rcvtimeo),
     ("streamed response survives restart (blocking reads)", streamed("block")),
     ("streamed response survives restart (non-blocking reads)", streamed("nonblock")),
+    ("exec mode: agent thread refused (RLIMIT_NPROC)", test_agent_thread_refused),
+    ("exec mode: silent and NUL control clients", test_control_clients),
+    ("exec mode: out of fds with a control client waiting", test_fd_table_full),
 ]
