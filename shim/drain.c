@@ -230,7 +230,7 @@ static int hr_is_listener_path(const char *path)
 static int hr_gen_member(long pid)
 {
 	for (int i = 0; i < HR_GEN_SLOTS; i++)
-		if (atomic_load(&hr_gen->slots[i].pid) == pid)
+		if (atomic_load(&hr_gen->slots[i].pid) == pid && hr_gen_slot_live(&hr_gen->slots[i]))
 			return 1;
 	return pid == hr_self;
 }

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 
 #include "fdtable.h"
 #include <unistd.h>
@@ -18,20 +19,76 @@ pid_t hr_self;
 pid_t hr_parent_at_fork;
 struct hr_gen_slot *hr_slot;
 
+/* Field 22 of /proc/PID/stat, the start time; 0 when unreadable.
+ * Async-signal-safe. */
+static unsigned long long hr_proc_start(pid_t pid)
+{
+	char path[40], buf[512];
+	int o = 0;
+	const char pre[] = "/proc/";
+	memcpy(path, pre, sizeof pre - 1);
+	o = sizeof pre - 1;
+	char digits[16];
+	int nd = 0;
+	for (unsigned v = (unsigned)pid; v || !nd; v /= 10)
+		digits[nd++] = (char)('0' + v % 10);
+	while (nd)
+		path[o++] = digits[--nd];
+	memcpy(path + o, "/stat", 6);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	ssize_t n = read(fd, buf, sizeof buf - 1);
+	hr_real.close(fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = '\0';
+	/* Fields count from the state, after the last ')' of the name. */
+	char *p = strrchr(buf, ')');
+	if (!p)
+		return 0;
+	p++;
+	for (int field = 2; field < 22 && *p; p++)
+		if (*p == ' ')
+			field++;
+	unsigned long long v = 0;
+	while (*p >= '0' && *p <= '9')
+		v = v * 10 + (unsigned long long)(*p++ - '0');
+	return v;
+}
+
+int hr_gen_slot_live(const struct hr_gen_slot *slot)
+{
+	pid_t pid = atomic_load(&slot->pid);
+	if (pid <= 0)
+		return 0;
+	if (pid == hr_self)
+		return 1;
+	unsigned long long start = atomic_load(&slot->start);
+	return hr_pid_alive(pid) && (!start || hr_proc_start(pid) == start);
+}
+
 /* Claims a slot whose process is gone. Async-signal-safe (fork child). */
 static struct hr_gen_slot *hr_gen_claim_slot(pid_t pid)
 {
 	/* A process that exec'd itself (same PID, same region) keeps its slot. */
-	for (int i = 0; i < HR_GEN_SLOTS; i++)
-		if (atomic_load(&hr_gen->slots[i].pid) == pid)
-			return &hr_gen->slots[i];
+	unsigned long long start = hr_proc_start(pid);
+	for (int i = 0; i < HR_GEN_SLOTS; i++) {
+		struct hr_gen_slot *s = &hr_gen->slots[i];
+		if (atomic_load(&s->pid) == pid) {
+			atomic_store(&s->start, start); /* an exec'd image or a reused PID */
+			return s;
+		}
+	}
 	for (int pass = 0; pass < 2; pass++)
 		for (int i = 0; i < HR_GEN_SLOTS; i++) {
 			struct hr_gen_slot *s = &hr_gen->slots[i];
 			pid_t cur = atomic_load(&s->pid);
-			if (cur == 0 || (pass == 1 && kill(cur, 0) < 0 && errno == ESRCH)) {
-				if (atomic_compare_exchange_strong(&s->pid, &cur, pid))
+			if (cur == 0 || (pass == 1 && !hr_gen_slot_live(s))) {
+				if (atomic_compare_exchange_strong(&s->pid, &cur, pid)) {
+					atomic_store(&s->start, start);
 					return s;
+				}
 			}
 		}
 	return NULL;
@@ -107,9 +164,8 @@ long hr_gen_count(int with_accepts)
 	long total = 0;
 	for (int i = 0; i < HR_GEN_SLOTS; i++) {
 		struct hr_gen_slot *s = &hr_gen->slots[i];
-		pid_t pid = atomic_load(&s->pid);
 		long n = atomic_load(&s->conns) + (with_accepts ? atomic_load(&s->accepting) : 0);
-		if (pid && n > 0 && (pid == hr_self || hr_pid_alive(pid)))
+		if (n > 0 && hr_gen_slot_live(s))
 			total += n;
 	}
 	return total;
@@ -118,9 +174,18 @@ long hr_gen_count(int with_accepts)
 void hr_gen_kill_others(int sig)
 {
 	for (int i = 0; i < HR_GEN_SLOTS; i++) {
-		pid_t pid = atomic_load(&hr_gen->slots[i].pid);
-		if (pid && pid != hr_self && hr_pid_alive(pid))
-			kill(pid, sig);
+		const struct hr_gen_slot *s = &hr_gen->slots[i];
+		pid_t pid = atomic_load(&s->pid);
+		if (pid <= 0 || pid == hr_self)
+			continue;
+		/* The pidfd first, the proof after: a PID reused in between
+		 * fails the proof, and the signal goes to what was proven. */
+		int pidfd = (int)hr_real.syscall(SYS_pidfd_open, pid, 0);
+		if (pidfd < 0)
+			continue;
+		if (hr_gen_slot_live(s))
+			hr_real.syscall(SYS_pidfd_send_signal, pidfd, sig, NULL, 0);
+		hr_real.close(pidfd);
 	}
 }
 

@@ -23,6 +23,10 @@ enum hr_phase {
 
 struct hr_gen_slot {
 	_Atomic pid_t pid;
+	/* The process's start time (/proc/PID/stat, clock ticks since boot),
+	 * written before pid: a PID reused by another process does not match.
+	 * 0: unknown (no /proc), the PID alone then. */
+	_Atomic unsigned long long start;
 	_Atomic long conns;
 	_Atomic long accepting; /* accept() calls under way (not yet counted) */
 };
@@ -92,7 +96,10 @@ static inline void hr_gen_accepting_add(long delta)
  * handing out a connection and the shim counting it. */
 long hr_gen_count(int with_accepts);
 #define hr_gen_conns() hr_gen_count(0)
-/* Signals every other live process of the generation. */
+/* Whether slot names a live process that is the one that claimed it. */
+int hr_gen_slot_live(const struct hr_gen_slot *slot);
+/* Signals every other live process of the generation (by pidfd, once its
+ * start time proved it is the slot's process). */
 void hr_gen_kill_others(int sig);
 /* From exit(): an owner leaving while running hands its listeners to a
  * forked child (daemonizing). */

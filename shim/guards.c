@@ -149,7 +149,8 @@ int hr_guards_group_kill(pid_t pgrp, int sig)
 	int sent = 0;
 	for (int i = 0; i < HR_GEN_SLOTS; i++) {
 		pid_t pid = atomic_load(&hr_gen->slots[i].pid);
-		if (pid && hr_pid_alive(pid) && getpgid(pid) == pgrp && hr_real.kill(pid, sig) == 0)
+		if (pid && hr_gen_slot_live(&hr_gen->slots[i]) && getpgid(pid) == pgrp &&
+		    hr_real.kill(pid, sig) == 0)
 			sent++;
 	}
 	hr_info("signal %d to process group %d sent to this generation's %d process%s only: "
