@@ -13,6 +13,7 @@
 #include "notify.h"
 #include "pidfile.h"
 #include "ready.h"
+#include "shimfds.h"
 #include "signals.h"
 #include "spawn.h"
 
@@ -95,15 +96,23 @@ static void hr_close_shim(int *fd)
 	}
 }
 
+/* The readiness channel, done with: its number is stale everywhere. */
+static void hr_close_pred(void)
+{
+	if (hr_cfg.ready_fd == A.pred)
+		hr_cfg.ready_fd = -1;
+	hr_close_shim(&A.pred);
+}
+
 int hr_agent_signal(int sig)
 {
 	/* The real pid: a signal may reach a fork child before its atfork
 	 * handler refreshed hr_self. */
-	if (hr_agent_pid != (pid_t)hr_real.syscall(SYS_getpid) || !hr_agent_owner ||
-	    hr_pipe[1] < 0)
+	int out = __atomic_load_n(&hr_pipe[1], __ATOMIC_ACQUIRE); /* it may move */
+	if (hr_agent_pid != (pid_t)hr_real.syscall(SYS_getpid) || !hr_agent_owner || out < 0)
 		return 0;
 	char c = sig == hr_cfg.stop_signal ? 'T' : 'R';
-	ssize_t ignored = write(hr_pipe[1], &c, 1);
+	ssize_t ignored = write(out, &c, 1);
 	(void)ignored;
 	return 1;
 }
@@ -112,9 +121,10 @@ void hr_agent_poke(void)
 {
 	/* Only within the agent's own process: an fd number means nothing in
 	 * another process's table. Others are seen by the agent's polling. */
-	if (hr_agent_pid == hr_self && hr_agent_owner && hr_pipe[1] >= 0) {
+	int out = __atomic_load_n(&hr_pipe[1], __ATOMIC_ACQUIRE);
+	if (hr_agent_pid == hr_self && hr_agent_owner && out >= 0) {
 		char c = 'p';
-		ssize_t ignored = write(hr_pipe[1], &c, 1);
+		ssize_t ignored = write(out, &c, 1);
 		(void)ignored;
 	}
 }
@@ -162,7 +172,7 @@ static void hr_report_ready(void)
 			A.ack_deadline = hr_now_ms() + HR_ACK_TIMEOUT_MS;
 			return;
 		}
-		hr_close_shim(&A.pred);
+		hr_close_pred();
 	}
 	hr_become_ready_done(0);
 }
@@ -206,7 +216,7 @@ static void hr_on_pred_readable(int deadline_passed)
 	int acked = n > 0 && strncmp(buf, "ack", 3) == 0;
 	if (!acked)
 		hr_warn("predecessor did not confirm the handover; taking over");
-	hr_close_shim(&A.pred);
+	hr_close_pred();
 	A.awaiting_ack = 0;
 	hr_become_ready_done(acked);
 }
@@ -218,7 +228,7 @@ static void hr_begin_drain(int phase)
 	if (phase == HR_PHASE_DRAINING)
 		hr_drain_remember_paths();
 	atomic_store(&hr_gen->phase, phase);
-	int wake = atomic_load(&hr_gen->wake_fd);
+	int wake = hr_wake_fd;
 	if (wake >= 0)
 		eventfd_write(wake, 1);
 	hr_listeners_stop_local();
@@ -547,6 +557,8 @@ static void hr_setup_owner(void)
 		return;
 	hr_signals_take();
 	if (hr_pipe[0] < 0 && pipe2(hr_pipe, O_CLOEXEC | O_NONBLOCK) == 0) {
+		hr_pipe[0] = hr_shimfd_high(hr_pipe[0]);
+		hr_pipe[1] = hr_shimfd_high(hr_pipe[1]);
 		hr_fd_set(hr_pipe[0], HR_FD_SHIM);
 		hr_fd_set(hr_pipe[1], HR_FD_SHIM);
 	}
@@ -566,7 +578,7 @@ static void hr_watch_owner(struct pollfd *pf, int *n, int *slot)
 	if (A.watched_owner != owner) {
 		hr_close_shim(&A.owner_pidfd);
 		A.watched_owner = owner;
-		A.owner_pidfd = (int)hr_real.syscall(SYS_pidfd_open, owner, 0);
+		A.owner_pidfd = hr_shimfd_high((int)hr_real.syscall(SYS_pidfd_open, owner, 0));
 		if (A.owner_pidfd >= 0)
 			hr_fd_set(A.owner_pidfd, HR_FD_SHIM);
 	}
@@ -601,7 +613,8 @@ static void *hr_agent_main(void *unused)
 	/* Closed when an earlier start failed (hr_start_thread). */
 	if (hr_agent_owner && A.ctl < 0 && !hr_under_keeper())
 		A.ctl = hr_control_open();
-	for (;;) {
+	pthread_mutex_lock(&hr_shimfd_lock);
+	for (;; pthread_mutex_unlock(&hr_shimfd_lock), pthread_mutex_lock(&hr_shimfd_lock)) {
 		long long now = hr_now_ms();
 		int timeout = -1;
 		struct pollfd pf[8 + HR_MAX_CLIENTS];
@@ -658,7 +671,7 @@ static void *hr_agent_main(void *unused)
 			}
 		}
 		if (hr_gen_accepting()) {
-			int wake = atomic_load(&hr_gen->wake_fd);
+			int wake = hr_wake_fd;
 			pf[i_wake = n++] = (struct pollfd){ .fd = wake, .events = POLLIN };
 		} else {
 			/* Under a keeper the owner drains like every other process:
@@ -680,7 +693,12 @@ static void *hr_agent_main(void *unused)
 				timeout = left;
 		}
 
-		if (hr_real.poll(pf, (nfds_t)n, timeout) <= 0)
+		/* An fd moved meanwhile (hr_shimfd_evict) reports on its old
+		 * number; the handlers use the new one, non-blocking. */
+		pthread_mutex_unlock(&hr_shimfd_lock);
+		int ready = hr_real.poll(pf, (nfds_t)n, timeout);
+		pthread_mutex_lock(&hr_shimfd_lock);
+		if (ready <= 0)
 			continue;
 		if (i_pipe >= 0 && pf[i_pipe].revents)
 			hr_on_pipe();
@@ -717,6 +735,20 @@ static void hr_report_start_failure(const char *why)
 	(void)ignored;
 }
 
+/* Where the agent keeps its fds: they follow an app's dup2() onto them. */
+static void hr_agent_register_fds(void)
+{
+	hr_shimfd_ref(&hr_pipe[0]);
+	hr_shimfd_ref(&hr_pipe[1]);
+	hr_shimfd_ref(&A.ctl);
+	hr_shimfd_ref(&A.pred);
+	hr_shimfd_ref(&A.owner_pidfd);
+	hr_shimfd_ref(&A.child.sock);
+	hr_shimfd_ref(&A.child.pidfd);
+	for (int i = 0; i < HR_MAX_CLIENTS; i++)
+		hr_shimfd_ref(&A.clients[i].fd);
+}
+
 static void hr_start_thread(int owner)
 {
 	pthread_attr_t attr;
@@ -729,6 +761,7 @@ static void hr_start_thread(int owner)
 		sigdelset(&mask, hr_cfg.restart_signal);
 		sigdelset(&mask, hr_cfg.stop_signal);
 	}
+	hr_agent_register_fds();
 	pthread_attr_init(&attr);
 	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
 	pthread_attr_setstacksize(&attr, 256 * 1024);

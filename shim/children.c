@@ -3,6 +3,7 @@
 #include "fdtable.h"
 #include "gen.h"
 #include "libc.h"
+#include "shimfds.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -35,10 +36,11 @@ static void hr_successor_forget(void)
 void hr_children_adopt(pid_t pid)
 {
 	hr_successor_forget();
-	int fd = (int)hr_real.syscall(SYS_pidfd_open, pid, 0);
+	int fd = hr_shimfd_high((int)hr_real.syscall(SYS_pidfd_open, pid, 0));
 	if (fd >= 0)
 		hr_fd_set(fd, HR_FD_SHIM);
 	atomic_store(&hr_successor_pidfd, fd);
+	hr_shimfd_ref((int *)&hr_successor_pidfd); /* same layout as int */
 	atomic_store(&hr_successor, pid);
 	atomic_store(&hr_successor_done, 0);
 }

@@ -5,6 +5,7 @@
 #include "libc.h"
 #include "listeners.h"
 #include "log.h"
+#include "shimfds.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -36,6 +37,7 @@ int hr_control_open(void)
 		hr_real.close(fd);
 		return -1;
 	}
+	fd = hr_shimfd_high(fd);
 	hr_fd_set(fd, HR_FD_SHIM);
 	return fd;
 }
@@ -52,6 +54,7 @@ int hr_control_accept(int ctl)
 		hr_real.close(fd);
 		return -1;
 	}
+	fd = hr_shimfd_high(fd);
 	hr_fd_set(fd, HR_FD_SHIM);
 	return fd;
 }

@@ -13,11 +13,13 @@
 #include <unistd.h>
 
 #include "libc.h"
+#include "shimfds.h"
 
 struct hr_gen *hr_gen;
 pid_t hr_self;
 pid_t hr_parent_at_fork;
 struct hr_gen_slot *hr_slot;
+int hr_wake_fd = -1;
 
 /* Field 22 of /proc/PID/stat, the start time; 0 when unreadable.
  * Async-signal-safe. */
@@ -108,8 +110,10 @@ int hr_gen_init(int region_fd, int wake_fd)
 	if (p == MAP_FAILED)
 		return -1;
 	hr_gen = p;
-	int wake = wake_fd >= 0 ? wake_fd : eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	int wake = wake_fd >= 0 ? wake_fd : hr_shimfd_high(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
 	atomic_store(&hr_gen->wake_fd, wake);
+	hr_wake_fd = wake;
+	hr_shimfd_ref(&hr_wake_fd);
 	if (wake >= 0)
 		hr_fd_set(wake, HR_FD_SHIM);
 	hr_slot = hr_gen_claim_slot(hr_self);

@@ -58,6 +58,9 @@ extern struct hr_gen *hr_gen;
 extern pid_t hr_self;		     /* cached getpid(), refreshed at fork */
 extern pid_t hr_parent_at_fork;	     /* the process we were forked from */
 extern struct hr_gen_slot *hr_slot;  /* this process's slot */
+/* This process's number for the region's wake eventfd (it may have moved
+ * out of the app's way since the region recorded it). */
+extern int hr_wake_fd;
 
 /* Maps the region: the keeper's memfd and eventfd when given (>= 0), else
  * fresh ones. */

@@ -15,6 +15,7 @@
 #include "listeners.h"
 #include "log.h"
 #include "ready.h"
+#include "shimfds.h"
 #include "signals.h"
 #include "waits.h"
 #include "shim.h"
@@ -192,9 +193,19 @@ HR_EXPORT int dup(int fd)
 	return r;
 }
 
+/* The app replaces newfd, which holds one of the library's fds: that one
+ * moves away first (a valid oldfd only: a failing call must change nothing). */
+static void hr_dup_onto(int oldfd, int newfd)
+{
+	if (hr_active && oldfd != newfd && hr_fd_kind(hr_fd_get(newfd)) == HR_FD_SHIM &&
+	    hr_real.fcntl(oldfd, F_GETFD) >= 0)
+		hr_shimfd_evict(newfd);
+}
+
 HR_EXPORT int dup2(int oldfd, int newfd)
 {
 	hr_libc_init();
+	hr_dup_onto(oldfd, newfd);
 	int r = hr_real.dup2(oldfd, newfd);
 	if (r >= 0 && hr_active && oldfd != newfd)
 		hr_fd_copy(oldfd, newfd);
@@ -204,6 +215,7 @@ HR_EXPORT int dup2(int oldfd, int newfd)
 HR_EXPORT int dup3(int oldfd, int newfd, int flags)
 {
 	hr_libc_init();
+	hr_dup_onto(oldfd, newfd);
 	int r = hr_real.dup3(oldfd, newfd, flags);
 	if (r >= 0 && hr_active)
 		hr_fd_copy(oldfd, newfd);

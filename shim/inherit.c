@@ -6,6 +6,7 @@
 #include "libc.h"
 #include "listeners.h"
 #include "log.h"
+#include "shimfds.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -78,6 +79,7 @@ int hr_inherit_load(void)
 		/* Shim-owned until the app claims it: closefrom() loops and
 		 * close() of unknown fds must not take it away. */
 		hr_fd_set(h->fd, HR_FD_SHIM);
+		hr_shimfd_ref((int *)&h->fd); /* same layout as int */
 	}
 	hr_ninh = (int)n;
 	return hr_ninh;

@@ -11,6 +11,7 @@
 #include "notify.h"
 #include "ready.h"
 #include "shim.h"
+#include "shimfds.h"
 #include "signals.h"
 #include "spawn.h"
 
@@ -42,6 +43,7 @@ static void hr_atfork_parent(void)
 static void hr_atfork_child(void)
 {
 	hr_inherit_unlock();
+	hr_shimfd_after_fork_child();
 	hr_gen_after_fork_child();
 	hr_drain_after_fork_child();
 	hr_signals_release_child();
@@ -64,6 +66,7 @@ static void hr_adopt_ready_fd(void)
 		return;
 	}
 	hr_fd_set(hr_cfg.ready_fd, HR_FD_SHIM);
+	hr_shimfd_ref(&hr_cfg.ready_fd);
 }
 
 __attribute__((constructor)) static void hr_init(int argc, char **argv, char **envp)

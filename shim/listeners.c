@@ -276,7 +276,7 @@ static int hr_park(int fd, long long *deadline)
 static int hr_wait_acceptable(int fd, long long *deadline)
 {
 	struct pollfd p[2] = { { .fd = fd, .events = POLLIN },
-			       { .fd = hr_gen ? atomic_load(&hr_gen->wake_fd) : -1,
+			       { .fd = hr_gen ? __atomic_load_n(&hr_wake_fd, __ATOMIC_ACQUIRE) : -1,
 				 .events = POLLIN } };
 	for (;;) {
 		int r = hr_real.poll(p, p[1].fd >= 0 ? 2 : 1, hr_timeout_left(fd, deadline));

@@ -7,6 +7,7 @@
 #include "inherit.h"
 #include "libc.h"
 #include "log.h"
+#include "shimfds.h"
 #include "signals.h"
 
 #include <errno.h>
@@ -199,6 +200,7 @@ int hr_spawn(const struct hr_listener_info *ls, int n, long generation, struct h
 		snprintf(err, errlen, "socketpair: %s", strerror(errno));
 		goto out;
 	}
+	sv[0] = hr_shimfd_high(sv[0]);
 	hr_fd_set(sv[0], HR_FD_SHIM);
 	fds[n] = sv[1];
 	snprintf(fds_var, sizeof fds_var, "LISTEN_FDS=%d", n);
@@ -248,6 +250,7 @@ int hr_spawn(const struct hr_listener_info *ls, int n, long generation, struct h
 		snprintf(err, errlen, "cannot execute %s: %s", hr_exe, strerror(args.exec_errno));
 		goto out;
 	}
+	pidfd = hr_shimfd_high(pidfd);
 	hr_fd_set(pidfd, HR_FD_SHIM);
 	hr_children_adopt(pid);
 	out->pid = pid;

@@ -209,10 +209,20 @@ def ctl_name(pid):
 
 
 def ctl_connect(pid):
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    s.settimeout(10 * SCALE)
-    s.connect(ctl_name(pid))
-    return s
+    """A connection to the library's control socket; a full backlog (the
+    agent has not accepted the previous ones yet) is waited out, bounded."""
+    deadline = time.monotonic() + 10 * SCALE
+    while True:
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(10 * SCALE)
+        try:
+            s.connect(ctl_name(pid))
+            return s
+        except BlockingIOError:
+            s.close()
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
 
 
 def test_control_clients(env):
@@ -283,6 +293,28 @@ def test_fd_table_full(env):
     check(status == 200 and headers.get("x-pid") == str(pid), "the server no longer serves")
 
 
+def test_dup2_onto_library_fds(env):
+    """Without a keeper: the app dup2()s /dev/null onto every fd above 2 it
+    did not open (the library's pipe, eventfd, control socket among them).
+    The library's fds move out of the way: its agent does not spin on
+    /dev/null, and a restart still works through them."""
+    port = free_port()
+    srv = Server(env, "dupover", [server_bin("dupover"), "--port", str(port)],
+                 run_args=["--exec"])
+    pid = srv.wait_ready()
+    os.kill(pid, signal.SIGHUP)
+    status, _, _ = http_get(port)  # the accept loop acts on the SIGHUP
+    check(status == 200, "the app does not serve")
+    wait_for(lambda: "dup-over: " in srv.log_text(), 10, "the app's dup2() calls")
+    before = agent_cpu_s(pid)
+    time.sleep(1.0)  # a window of wall time to measure CPU in
+    spent = agent_cpu_s(pid) - before
+    check(spent < 0.3, "the agent spent %.2f s of CPU in 1 s after the app's dup2()" % spent)
+    old, new, _ = srv.restart_ok()
+    status, headers, _ = http_get(port)
+    check(status == 200 and headers.get("x-pid") == str(new), "the new generation does not serve")
+
+
 
 TESTS = [
     ("EINTR-fatal app: restarts and stop under the keeper", test_eintr_fatal),
@@ -294,4 +326,5 @@ TESTS = [
     ("exec mode: agent thread refused (RLIMIT_NPROC)", test_agent_thread_refused),
     ("exec mode: silent and NUL control clients", test_control_clients),
     ("exec mode: out of fds with a control client waiting", test_fd_table_full),
+    ("exec mode: app dup2()s onto the library's fds", test_dup2_onto_library_fds),
 ]
