@@ -579,14 +579,17 @@ static void hr_watch_owner(struct pollfd *pf, int *n, int *slot)
 		hr_close_shim(&A.owner_pidfd);
 		A.watched_owner = owner;
 		A.owner_pidfd = hr_shimfd_high((int)hr_real.syscall(SYS_pidfd_open, owner, 0));
-		if (A.owner_pidfd >= 0)
-			hr_fd_set(A.owner_pidfd, HR_FD_SHIM);
+		if (A.owner_pidfd < 0) {
+			pf[*n] = (struct pollfd){ .fd = -1 };
+			*slot = (*n)++; /* gone already: judged below, once */
+			return;
+		}
+		hr_fd_set(A.owner_pidfd, HR_FD_SHIM);
 	}
-	if (A.owner_pidfd < 0) {
-		pf[*n] = (struct pollfd){ .fd = -1 };
-		*slot = (*n)++; /* gone already: judged below */
+	/* Judged: it died without handing its listeners on (SIGKILL), so
+	 * there is nothing left to watch for; looking again would spin. */
+	if (A.owner_pidfd < 0)
 		return;
-	}
 	pf[*n] = (struct pollfd){ .fd = A.owner_pidfd, .events = POLLIN };
 	*slot = (*n)++;
 }
@@ -666,7 +669,6 @@ static void *hr_agent_main(void *unused)
 			hr_watch_owner(pf, &n, &i_owner);
 			if (i_owner >= 0 && pf[i_owner].fd < 0) {
 				hr_maybe_take_over();
-				A.watched_owner = 0;
 				continue;
 			}
 		}

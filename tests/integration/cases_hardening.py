@@ -11,7 +11,7 @@ import threading
 import time
 
 from harness import (Load, Server, check, check_no_errors, deploy, free_port, http_get,
-                     pid_alive, server_bin, start_slow_request, status_json, wait_for, SCALE,
+                     pid_alive, proc_children, server_bin, start_slow_request, status_json, wait_for, SCALE,
                      WRAPPER)
 
 
@@ -315,6 +315,34 @@ def test_dup2_onto_library_fds(env):
     check(status == 200 and headers.get("x-pid") == str(new), "the new generation does not serve")
 
 
+def process_cpu_s(pid):
+    """CPU seconds of every thread of pid."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def test_owner_killed(env):
+    """Without a keeper: the master of a prefork server is SIGKILLed (no
+    hand-over to a child, unlike a daemonizing exit). Its workers, whose
+    agents watch it, keep serving without spinning on its death."""
+    port = free_port()
+    srv = Server(env, "prefork_kill", [server_bin("prefork"), "--port", str(port),
+                                       "--workers", "2"], run_args=["--exec"])
+    master = srv.wait_ready()
+    workers = wait_for(lambda: [p for p, _ in proc_children(master)] or None, 10, "workers")
+    for _ in range(10):  # every worker has accepted, so its agent runs
+        http_get(port)
+    os.kill(master, signal.SIGKILL)
+    wait_for(lambda: not pid_alive(master), 10, "the master to die")
+    before = sum(process_cpu_s(w) for w in workers)
+    time.sleep(1.0)  # a window of wall time to measure CPU in
+    spent = sum(process_cpu_s(w) for w in workers) - before
+    check(spent < 0.3, "workers spent %.2f s of CPU in 1 s after their master died" % spent)
+    status, _, _ = http_get(port)
+    check(status == 200, "the orphaned workers no longer serve")
+
+
 
 TESTS = [
     ("EINTR-fatal app: restarts and stop under the keeper", test_eintr_fatal),
@@ -327,4 +355,5 @@ TESTS = [
     ("exec mode: silent and NUL control clients", test_control_clients),
     ("exec mode: out of fds with a control client waiting", test_fd_table_full),
     ("exec mode: app dup2()s onto the library's fds", test_dup2_onto_library_fds),
+    ("exec mode: master SIGKILLed, workers stay quiet", test_owner_killed),
 ]
