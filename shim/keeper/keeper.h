@@ -164,6 +164,9 @@ unsigned long long hk_proc_starttime(pid_t pid);
 bool hk_proc_alive(pid_t pid);
 pid_t hk_proc_ppid(pid_t pid);
 bool hk_proc_descends_from(pid_t pid, pid_t ancestor);
+/* Calls fn for each socket fd of pid (its number, its inode) until fn
+ * returns true; returns whether one did. */
+bool hk_proc_each_socket(pid_t pid, bool (*fn)(void *ctx, int fd, unsigned long ino), void *ctx);
 bool hk_proc_holds_inode(pid_t pid, unsigned long ino);
 /* Whether fd of pid is socket inode ino (one readlink). */
 bool hk_proc_fd_is_socket(pid_t pid, int fd, unsigned long ino);

@@ -84,30 +84,26 @@ static bool hk_listens(pid_t pid, int fd, unsigned long ino)
 	return listening;
 }
 
+struct hk_socket_list {
+	int *fds;
+	unsigned long *inos;
+	int n, max;
+};
+
+static bool hk_add_socket(void *ctx, int fd, unsigned long ino)
+{
+	struct hk_socket_list *l = ctx;
+	l->fds[l->n] = fd;
+	l->inos[l->n++] = ino;
+	return l->n >= l->max;
+}
+
 int hk_outside_sockets(pid_t pid, int *fds, unsigned long *inos, int max)
 {
-	char path[64];
-	snprintf(path, sizeof path, "/proc/%d/fd", (int)pid);
-	DIR *d = opendir(path);
-	if (!d)
-		return 0;
-	int n = 0;
-	struct dirent *e;
-	while (n < max && (e = readdir(d))) {
-		char fdpath[320], link[64];
-		unsigned long ino;
-		snprintf(fdpath, sizeof fdpath, "%s/%s", path, e->d_name);
-		ssize_t len = readlink(fdpath, link, sizeof link - 1);
-		if (len <= 0)
-			continue;
-		link[len] = '\0';
-		if (sscanf(link, "socket:[%lu]", &ino) != 1)
-			continue;
-		fds[n] = atoi(e->d_name);
-		inos[n++] = ino;
-	}
-	closedir(d);
-	return n;
+	struct hk_socket_list l = { fds, inos, 0, max };
+	if (max > 0)
+		hk_proc_each_socket(pid, hk_add_socket, &l);
+	return l.n;
 }
 
 int hk_outside_listeners(pid_t pid, int *fds, unsigned long *inos, int max)

@@ -89,29 +89,35 @@ bool hk_proc_descends_from(pid_t pid, pid_t ancestor)
 	return false;
 }
 
-bool hk_proc_holds_inode(pid_t pid, unsigned long ino)
+bool hk_proc_each_socket(pid_t pid, bool (*fn)(void *ctx, int fd, unsigned long ino), void *ctx)
 {
-	char path[64], link[64], want[48];
+	char path[64];
 	snprintf(path, sizeof path, "/proc/%d/fd", (int)pid);
-	snprintf(want, sizeof want, "socket:[%lu]", ino);
 	DIR *d = opendir(path);
 	if (!d)
-		return false;
-	bool found = false;
+		return 0;
+	bool stopped = false;
 	struct dirent *e;
-	while (!found && (e = readdir(d))) {
+	while (!stopped && (e = readdir(d))) {
+		char fdpath[320], link[64];
+		unsigned long ino;
 		if (e->d_name[0] == '.')
 			continue;
-		char fdpath[320];
 		snprintf(fdpath, sizeof fdpath, "%s/%s", path, e->d_name);
-		ssize_t n = readlink(fdpath, link, sizeof link - 1);
-		if (n > 0) {
-			link[n] = '\0';
-			found = strcmp(link, want) == 0;
-		}
+		ssize_t len = readlink(fdpath, link, sizeof link - 1);
+		if (len <= 0)
+			continue;
+		link[len] = '\0';
+		if (sscanf(link, "socket:[%lu]", &ino) == 1)
+			stopped = fn(ctx, atoi(e->d_name), ino);
 	}
 	closedir(d);
-	return found;
+	return stopped;
+}
+
+bool hk_proc_holds_inode(pid_t pid, unsigned long ino)
+{
+	return hk_proc_holds_any(pid, &ino, 1);
 }
 
 bool hk_proc_fd_is_socket(pid_t pid, int fd, unsigned long ino)
@@ -184,37 +190,34 @@ static bool hk_tcp_listening(pid_t pid, const char *table, int family, unsigned 
 	return found;
 }
 
+struct hk_listening_list {
+	pid_t pid;
+	char *out;
+	size_t outlen, used;
+	int n;
+};
+
+static bool hk_add_if_listening(void *ctx, int fd, unsigned long ino)
+{
+	struct hk_listening_list *l = ctx;
+	char addr[HK_ADDR_MAX];
+	(void)fd;
+	if (!hk_tcp_listening(l->pid, "tcp", AF_INET, ino, addr, sizeof addr) &&
+	    !hk_tcp_listening(l->pid, "tcp6", AF_INET6, ino, addr, sizeof addr))
+		return false;
+	int w = snprintf(l->out + l->used, l->outlen - l->used, "%s%s", l->n ? ", " : "", addr);
+	if (w > 0 && (size_t)w < l->outlen - l->used)
+		l->used += (size_t)w;
+	l->n++;
+	return false;
+}
+
 int hk_proc_listening(pid_t pid, char *out, size_t outlen)
 {
-	char path[64], link[64];
-	snprintf(path, sizeof path, "/proc/%d/fd", (int)pid);
-	DIR *d = opendir(path);
-	if (!d)
-		return 0;
-	int n = 0;
-	size_t used = 0;
+	struct hk_listening_list l = { .pid = pid, .out = out, .outlen = outlen };
 	out[0] = '\0';
-	struct dirent *e;
-	while ((e = readdir(d))) {
-		char fdpath[320], addr[HK_ADDR_MAX];
-		unsigned long ino;
-		snprintf(fdpath, sizeof fdpath, "%s/%s", path, e->d_name);
-		ssize_t len = readlink(fdpath, link, sizeof link - 1);
-		if (len <= 0)
-			continue;
-		link[len] = '\0';
-		if (sscanf(link, "socket:[%lu]", &ino) != 1)
-			continue;
-		if (!hk_tcp_listening(pid, "tcp", AF_INET, ino, addr, sizeof addr) &&
-		    !hk_tcp_listening(pid, "tcp6", AF_INET6, ino, addr, sizeof addr))
-			continue;
-		int w = snprintf(out + used, outlen - used, "%s%s", n ? ", " : "", addr);
-		if (w > 0 && (size_t)w < outlen - used)
-			used += (size_t)w;
-		n++;
-	}
-	closedir(d);
-	return n;
+	hk_proc_each_socket(pid, hk_add_if_listening, &l);
+	return l.n;
 }
 
 bool hk_proc_maps(pid_t pid, const char *path)
@@ -234,30 +237,25 @@ bool hk_proc_maps(pid_t pid, const char *path)
 	return found;
 }
 
+struct hk_inode_set {
+	const unsigned long *inos;
+	int n;
+};
+
+static bool hk_in_set(void *ctx, int fd, unsigned long ino)
+{
+	const struct hk_inode_set *set = ctx;
+	(void)fd;
+	for (int i = 0; i < set->n; i++)
+		if (set->inos[i] == ino)
+			return true;
+	return false;
+}
+
 bool hk_proc_holds_any(pid_t pid, const unsigned long *inos, int n)
 {
-	char path[64], link[64];
-	snprintf(path, sizeof path, "/proc/%d/fd", (int)pid);
-	DIR *d = opendir(path);
-	if (!d)
-		return false;
-	bool found = false;
-	struct dirent *e;
-	while (!found && (e = readdir(d))) {
-		char fdpath[320];
-		unsigned long ino;
-		snprintf(fdpath, sizeof fdpath, "%s/%s", path, e->d_name);
-		ssize_t len = readlink(fdpath, link, sizeof link - 1);
-		if (len <= 0)
-			continue;
-		link[len] = '\0';
-		if (sscanf(link, "socket:[%lu]", &ino) != 1)
-			continue;
-		for (int i = 0; i < n && !found; i++)
-			found = inos[i] == ino;
-	}
-	closedir(d);
-	return found;
+	struct hk_inode_set set = { inos, n };
+	return hk_proc_each_socket(pid, hk_in_set, &set);
 }
 
 /* Whether pid has a handler for sig (SigCgt in /proc/PID/status). */
