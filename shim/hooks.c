@@ -682,90 +682,55 @@ HR_EXPORT int remove(const char *path)
  * next request (idle.h); on anything else they only forward. A read the
  * keeper's wake interrupted (an old generation drains) does the drain work
  * and reads again: its own connection may just have been found idle. */
+/* One read-family call r = CALL on fd, the whole hook body. */
+#define HR_READ_HOOK(fd, dontwait, CALL)                                         \
+	do {                                                                     \
+		hr_libc_init();                                                  \
+		uint32_t st_ = hr_idle_read_begin((fd), (dontwait));             \
+		ssize_t r_;                                                      \
+		do                                                               \
+			r_ = (CALL);                                             \
+		while (r_ < 0 && errno == EINTR && hr_waits_absorb());           \
+		hr_idle_read_end((fd), st_, r_);                                 \
+		return r_;                                                       \
+	} while (0)
+
 HR_EXPORT ssize_t read(int fd, void *buf, size_t n)
 {
-	hr_libc_init();
-	uint32_t st = hr_idle_read_begin(fd, 0);
-	ssize_t r;
-	do
-		r = hr_real.read(fd, buf, n);
-	while (r < 0 && errno == EINTR && hr_waits_absorb());
-	hr_idle_read_end(fd, st, r);
-	return r;
+	HR_READ_HOOK(fd, 0, hr_real.read(fd, buf, n));
 }
 
 HR_EXPORT ssize_t __read_chk(int fd, void *buf, size_t n, size_t buflen)
 {
-	hr_libc_init();
-	uint32_t st = hr_idle_read_begin(fd, 0);
-	ssize_t r;
-	do
-		r = hr_real.__read_chk(fd, buf, n, buflen);
-	while (r < 0 && errno == EINTR && hr_waits_absorb());
-	hr_idle_read_end(fd, st, r);
-	return r;
+	HR_READ_HOOK(fd, 0, hr_real.__read_chk(fd, buf, n, buflen));
 }
 
 HR_EXPORT ssize_t readv(int fd, const struct iovec *iov, int iovcnt)
 {
-	hr_libc_init();
-	uint32_t st = hr_idle_read_begin(fd, 0);
-	ssize_t r;
-	do
-		r = hr_real.readv(fd, iov, iovcnt);
-	while (r < 0 && errno == EINTR && hr_waits_absorb());
-	hr_idle_read_end(fd, st, r);
-	return r;
+	HR_READ_HOOK(fd, 0, hr_real.readv(fd, iov, iovcnt));
 }
 
 HR_EXPORT ssize_t recv(int fd, void *buf, size_t n, int flags)
 {
-	hr_libc_init();
-	uint32_t st = hr_idle_read_begin(fd, flags & MSG_DONTWAIT);
-	ssize_t r;
-	do
-		r = hr_real.recv(fd, buf, n, flags);
-	while (r < 0 && errno == EINTR && hr_waits_absorb());
-	hr_idle_read_end(fd, st, r);
-	return r;
+	HR_READ_HOOK(fd, flags & MSG_DONTWAIT, hr_real.recv(fd, buf, n, flags));
 }
 
 HR_EXPORT ssize_t __recv_chk(int fd, void *buf, size_t n, size_t buflen, int flags)
 {
-	hr_libc_init();
-	uint32_t st = hr_idle_read_begin(fd, flags & MSG_DONTWAIT);
-	ssize_t r;
-	do
-		r = hr_real.__recv_chk(fd, buf, n, buflen, flags);
-	while (r < 0 && errno == EINTR && hr_waits_absorb());
-	hr_idle_read_end(fd, st, r);
-	return r;
+	HR_READ_HOOK(fd, flags & MSG_DONTWAIT, hr_real.__recv_chk(fd, buf, n, buflen, flags));
 }
 
 HR_EXPORT ssize_t recvfrom(int fd, void *buf, size_t n, int flags, struct sockaddr *addr,
 			   socklen_t *len)
 {
-	hr_libc_init();
-	uint32_t st = hr_idle_read_begin(fd, flags & MSG_DONTWAIT);
-	ssize_t r;
-	do
-		r = hr_real.recvfrom(fd, buf, n, flags, addr, len);
-	while (r < 0 && errno == EINTR && hr_waits_absorb());
-	hr_idle_read_end(fd, st, r);
-	return r;
+	HR_READ_HOOK(fd, flags & MSG_DONTWAIT, hr_real.recvfrom(fd, buf, n, flags, addr, len));
 }
 
 HR_EXPORT ssize_t __recvfrom_chk(int fd, void *buf, size_t n, size_t buflen, int flags,
 				 struct sockaddr *addr, socklen_t *len)
 {
-	hr_libc_init();
-	uint32_t st = hr_idle_read_begin(fd, flags & MSG_DONTWAIT);
-	ssize_t r;
-	do
-		r = hr_real.__recvfrom_chk(fd, buf, n, buflen, flags, addr, len);
-	while (r < 0 && errno == EINTR && hr_waits_absorb());
-	hr_idle_read_end(fd, st, r);
-	return r;
+	HR_READ_HOOK(fd, flags & MSG_DONTWAIT,
+		     hr_real.__recvfrom_chk(fd, buf, n, buflen, flags, addr, len));
 }
 
 /* fds that arrived with SCM_RIGHTS are new numbers here: forget what we
