@@ -9,15 +9,14 @@ import fcntl
 import os
 import re
 import shutil
-import signal
 import socket
 import struct
 import threading
 import time
 
 from cases_core import ExitWatch
-from harness import (Load, Server, check, check_no_errors, free_port, pid_alive, read_pid,
-                     server_bin, status_json, wait_for, ERROR_KINDS, SCALE)
+from harness import (Load, OpenLoad, Server, check, check_no_errors, free_port, pid_alive,
+                     read_pid, server_bin, status_json, wait_for, ERROR_KINDS, SCALE)
 
 
 def session_members(sid):
@@ -85,20 +84,6 @@ class PgProbeLoad:
         return dict(self.counts, pids=[], stderr="\n".join(self.errors[:5]))
 
 
-class HttpLoad:
-    """The load client, run until stopped (it ends early on SIGTERM)."""
-
-    def __init__(self, **spec):
-        self.load = Load(600, **spec)
-
-    def running(self):
-        return self.load.proc.poll() is None
-
-    def stop(self):
-        self.load.proc.send_signal(signal.SIGTERM)
-        return self.load.result()
-
-
 def restart_and_stop(env, name, cmd, make_load, restarts=3, extra_env=None, after=None,
                      ready_timeout=15, app_log=None):
     """Restarts cmd `restarts` times under a load that runs from a second
@@ -135,7 +120,7 @@ def restart_and_stop(env, name, cmd, make_load, restarts=3, extra_env=None, afte
 
 
 def http_load(port, path="/", connections=8):
-    return lambda: HttpLoad(port=port, path=path, connections=connections)
+    return lambda: OpenLoad(port=port, path=path, connections=connections)
 
 
 LOCK_MODES = ("fcntl", "ofd", "flock", "lockf")

@@ -16,24 +16,10 @@ import time
 import uuid
 
 from cases_keeper import TAG, tagged
-from harness import (Load, Server, check, check_no_errors, descendants, free_port, http_get,
-                     pid_alive, server_bin, status_json, wait_for, SCALE)
+from harness import (Load, OpenLoad, Server, check, check_no_errors, descendants, free_port,
+                     http_get, pid_alive, server_bin, status_json, wait_for, SCALE)
 
 SYSTEM_PYTHON = "/usr/bin/python3"  # the one python3-uvicorn is installed for
-
-
-class OpenLoad:
-    """The load client, run until stopped (SIGTERM ends it with its summary)."""
-
-    def __init__(self, **spec):
-        self.load = Load(600, **spec)
-
-    def running(self):
-        return self.load.proc.poll() is None
-
-    def stop(self):
-        self.load.proc.send_signal(signal.SIGTERM)
-        return self.load.result()
 
 
 class Topology:

@@ -326,6 +326,20 @@ class Load:
         return res
 
 
+class OpenLoad:
+    """The load client, run until stopped (SIGTERM ends it with its summary):
+    for tests whose schedule has no fixed length."""
+
+    def __init__(self, **spec):
+        self.load = Load(600, **spec)
+
+    def running(self):
+        return self.load.proc.poll() is None
+
+    def stop(self):
+        return self.load.finish(0)
+
+
 ERROR_KINDS = ("refused", "reset", "timeout", "bad", "other")
 
 
