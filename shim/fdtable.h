@@ -43,7 +43,7 @@ void hr_fdtable_init(void);
 
 static inline uint32_t hr_fd_get(int fd)
 {
-	if (fd < 0 || fd >= hr_fds_size)
+	if ((unsigned)fd >= (unsigned)hr_fds_size) /* fd < 0 too */
 		return 0;
 	return atomic_load_explicit(&hr_fds[fd], memory_order_acquire);
 }
@@ -61,7 +61,7 @@ void hr_fd_remember_id(int fd);
  * previous state. Inline: it is on every accept and close. */
 static inline uint32_t hr_fd_set(int fd, uint32_t state)
 {
-	if (fd < 0 || fd >= hr_fds_size)
+	if ((unsigned)fd >= (unsigned)hr_fds_size) /* fd < 0 too */
 		return 0;
 	if (state && fd > atomic_load_explicit(&hr_fds_hiwater, memory_order_relaxed))
 		hr_fd_raise_hiwater(fd);
@@ -78,13 +78,13 @@ static inline uint32_t hr_fd_set(int fd, uint32_t state)
 /* Adds or removes flag bits of a tracked fd without changing its kind. */
 static inline void hr_fd_or(int fd, uint32_t bits)
 {
-	if (fd >= 0 && fd < hr_fds_size)
+	if ((unsigned)fd < (unsigned)hr_fds_size)
 		atomic_fetch_or_explicit(&hr_fds[fd], bits, memory_order_acq_rel);
 }
 
 static inline void hr_fd_clear(int fd, uint32_t bits)
 {
-	if (fd >= 0 && fd < hr_fds_size)
+	if ((unsigned)fd < (unsigned)hr_fds_size)
 		atomic_fetch_and_explicit(&hr_fds[fd], ~bits, memory_order_acq_rel);
 }
 

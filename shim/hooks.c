@@ -240,7 +240,7 @@ static __attribute__((noinline)) int hr_fcntl_dupfd(int fd, int cmd, void *arg)
 
 /* Straight to libc but for what the shim tracks: listeners' flags, a
  * connection's O_NONBLOCK, duplicates, and locks a guard may concern. */
-static inline int hr_fcntl(int fd, int cmd, void *arg)
+static inline __attribute__((always_inline)) int hr_fcntl(int fd, int cmd, void *arg)
 {
 	hr_libc_init();
 	if (!hr_active)
@@ -766,21 +766,25 @@ HR_EXPORT ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
 HR_EXPORT ssize_t write(int fd, const void *buf, size_t n)
 {
 	hr_libc_init();
-	hr_idle_send(fd, buf, n);
+	if (hr_idle_send(fd))
+		hr_idle_send_draining(fd, buf, n);
 	return hr_real.write(fd, buf, n);
 }
 
 HR_EXPORT ssize_t writev(int fd, const struct iovec *iov, int iovcnt)
 {
 	hr_libc_init();
-	hr_idle_send(fd, iovcnt > 0 ? iov[0].iov_base : NULL, iovcnt > 0 ? iov[0].iov_len : 0);
+	if (hr_idle_send(fd))
+		hr_idle_send_draining(fd, iovcnt > 0 ? iov[0].iov_base : NULL,
+				      iovcnt > 0 ? iov[0].iov_len : 0);
 	return hr_real.writev(fd, iov, iovcnt);
 }
 
 HR_EXPORT ssize_t send(int fd, const void *buf, size_t n, int flags)
 {
 	hr_libc_init();
-	hr_idle_send(fd, buf, n);
+	if (hr_idle_send(fd))
+		hr_idle_send_draining(fd, buf, n);
 	return hr_real.send(fd, buf, n, flags);
 }
 
@@ -788,30 +792,35 @@ HR_EXPORT ssize_t sendto(int fd, const void *buf, size_t n, int flags, const str
 			 socklen_t len)
 {
 	hr_libc_init();
-	hr_idle_send(fd, buf, n);
+	if (hr_idle_send(fd))
+		hr_idle_send_draining(fd, buf, n);
 	return hr_real.sendto(fd, buf, n, flags, addr, len);
 }
 
 HR_EXPORT ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
 {
 	hr_libc_init();
-	int parts = msg && msg->msg_iov && msg->msg_iovlen > 0;
-	hr_idle_send(fd, parts ? msg->msg_iov[0].iov_base : NULL,
-		     parts ? msg->msg_iov[0].iov_len : 0);
+	if (hr_idle_send(fd)) {
+		int parts = msg && msg->msg_iov && msg->msg_iovlen > 0;
+		hr_idle_send_draining(fd, parts ? msg->msg_iov[0].iov_base : NULL,
+				      parts ? msg->msg_iov[0].iov_len : 0);
+	}
 	return hr_real.sendmsg(fd, msg, flags);
 }
 
 HR_EXPORT ssize_t sendfile(int out, int in, off_t *offset, size_t n)
 {
 	hr_libc_init();
-	hr_idle_send(out, NULL, 0);
+	if (hr_idle_send(out))
+		hr_idle_send_draining(out, NULL, 0);
 	return hr_real.sendfile(out, in, offset, n);
 }
 
 HR_EXPORT ssize_t sendfile64(int out, int in, off_t *offset, size_t n)
 {
 	hr_libc_init();
-	hr_idle_send(out, NULL, 0);
+	if (hr_idle_send(out))
+		hr_idle_send_draining(out, NULL, 0);
 	return hr_real.sendfile64(out, in, offset, n);
 }
 

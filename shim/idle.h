@@ -35,14 +35,14 @@ static inline void hr_idle_read_end(int fd, uint32_t state, ssize_t r)
 		hr_idle_read_done(fd, r);
 }
 
-/* Before a send-family call on fd whose data begins with head (n bytes of
- * it; NULL when unseen): the app answers, so it no longer waits. */
-static inline void hr_idle_send(int fd, const void *head, size_t n)
+/* Before a send-family call on fd: the app answers, so it no longer waits.
+ * Returns whether the generation drains: the caller then passes what it
+ * sends to hr_idle_send_draining (head: its first n bytes; NULL: unseen). */
+static inline int hr_idle_send(int fd)
 {
 	if (hr_fd_get(fd) & HR_FD_READ_WAIT)
 		hr_fd_clear(fd, HR_FD_READ_WAIT);
-	if (__builtin_expect(hr_gen_phase() != HR_PHASE_RUNNING, 0))
-		hr_idle_send_draining(fd, head, n);
+	return __builtin_expect(hr_gen_phase() != HR_PHASE_RUNNING, 0);
 }
 
 /* The app set or cleared O_NONBLOCK of fd (F_SETFL, FIONBIO): the table

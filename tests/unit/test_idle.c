@@ -94,7 +94,8 @@ static void server_sends(const char *what)
 	size_t n = strlen(what);
 	uint64_t acked = info_of(conn).tcpi_bytes_acked;
 	cr_assert(WAIT_UNTIL(info_of(conn).tcpi_last_data_recv > 0, 5000));
-	hr_idle_send(conn, what, n);
+	if (hr_idle_send(conn))
+		hr_idle_send_draining(conn, what, n);
 	cr_assert_eq(write(conn, what, n), (ssize_t)n);
 	cr_assert_eq(read(client, buf, sizeof buf), (ssize_t)n);
 	cr_assert(WAIT_UNTIL(info_of(conn).tcpi_bytes_acked >= acked + n, 5000));
