@@ -4,6 +4,7 @@ timeout, and responses still being streamed when the restart comes."""
 
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -179,10 +180,18 @@ def test_agent_thread_refused(env):
     os.makedirs(shared)
     os.chmod(shared, 0o777)
     pidfile = os.path.join(shared, "server.pid")
+    # Copies the unprivileged user can reach wherever the checkout lives.
+    copies = {}
+    for name, src in (("hotrestart", WRAPPER), ("libhotrestart.so", env.lib),
+                      ("epoll_lt", server_bin("epoll_lt"))):
+        copies[name] = os.path.join(shared, name)
+        shutil.copy(src, copies[name])
+        os.chmod(copies[name], 0o755)
     argv = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--",
-            "prlimit", "--nproc=1", "--", WRAPPER, "run", "--exec", "--pidfile", pidfile,
-            "--", server_bin("epoll_lt"), "--port", str(port)]
-    srv = Server.__new__(Server).launch(env, "nproc", argv, env.preload_env(), pidfile)
+            "prlimit", "--nproc=1", "--", "/usr/bin/python3", copies["hotrestart"], "run",
+            "--exec", "--pidfile", pidfile, "--", copies["epoll_lt"], "--port", str(port)]
+    penv = env.preload_env({"HOTRESTART_LIBRARY": copies["libhotrestart.so"]})
+    srv = Server.__new__(Server).launch(env, "nproc", argv, penv, pidfile)
     pid = srv.wait_ready()
     for _ in range(300):  # each one passes the accept and epoll hooks
         status, _, _ = http_get(port)
