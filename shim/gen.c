@@ -21,17 +21,12 @@ pid_t hr_parent_at_fork;
 struct hr_gen_slot *hr_slot;
 int hr_wake_fd = -1;
 
-/* Field 22 of /proc/PID/stat, the start time; 0 when unreadable.
- * Async-signal-safe. */
-static unsigned long long hr_proc_start(pid_t pid)
+/* Reads /proc/PID/stat into buf; returns what follows the command name
+ * (its last ')': the name may hold one), or NULL. Async-signal-safe. */
+static const char *hr_proc_stat_fields(pid_t pid, char *buf, size_t len)
 {
-	char path[40], buf[512];
-	int o = 0;
-	const char pre[] = "/proc/";
-	memcpy(path, pre, sizeof pre - 1);
-	o = sizeof pre - 1;
-	char digits[16];
-	int nd = 0;
+	char path[40] = "/proc/", digits[16];
+	int o = 6, nd = 0;
 	for (unsigned v = (unsigned)pid; v || !nd; v /= 10)
 		digits[nd++] = (char)('0' + v % 10);
 	while (nd)
@@ -39,18 +34,25 @@ static unsigned long long hr_proc_start(pid_t pid)
 	memcpy(path + o, "/stat", 6);
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
-		return 0;
-	ssize_t n = read(fd, buf, sizeof buf - 1);
+		return NULL;
+	ssize_t n = read(fd, buf, len - 1);
 	hr_real.close(fd);
 	if (n <= 0)
-		return 0;
+		return NULL;
 	buf[n] = '\0';
-	/* Fields count from the state, after the last ')' of the name. */
-	char *p = strrchr(buf, ')');
+	const char *paren = strrchr(buf, ')');
+	return paren ? paren + 1 : NULL;
+}
+
+/* Field 22 of /proc/PID/stat, the start time; 0 when unreadable.
+ * Async-signal-safe. */
+static unsigned long long hr_proc_start(pid_t pid)
+{
+	char buf[512];
+	const char *p = hr_proc_stat_fields(pid, buf, sizeof buf);
 	if (!p)
 		return 0;
-	p++;
-	for (int field = 2; field < 22 && *p; p++)
+	for (int field = 2; field < 22 && *p; p++) /* the state is field 3 */
 		if (*p == ' ')
 			field++;
 	unsigned long long v = 0;
@@ -148,19 +150,9 @@ int hr_pid_alive(pid_t pid)
 {
 	if (pid <= 0 || (kill(pid, 0) < 0 && errno == ESRCH))
 		return 0;
-	char path[64], buf[256];
-	snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return 1;
-	ssize_t n = read(fd, buf, sizeof buf - 1);
-	hr_real.close(fd);
-	if (n <= 0)
-		return 1;
-	buf[n] = '\0';
-	/* The state follows the last ')' (the command name may hold one). */
-	char *paren = strrchr(buf, ')');
-	return !(paren && paren[1] == ' ' && (paren[2] == 'Z' || paren[2] == 'X'));
+	char buf[512];
+	const char *state = hr_proc_stat_fields(pid, buf, sizeof buf);
+	return !(state && state[0] == ' ' && (state[1] == 'Z' || state[1] == 'X'));
 }
 
 long hr_gen_count(int with_accepts)

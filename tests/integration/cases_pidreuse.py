@@ -23,7 +23,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import (Server, TestFailure, check, control_status, descendants,  # noqa: E402
-                     free_port, server_bin, wait_for, SCALE)
+                     free_port, keeper_request, server_bin, wait_for, SCALE)
 
 NS_LAST_PID = "/proc/sys/kernel/ns_last_pid"
 
@@ -81,21 +81,6 @@ def kill_and_reap(pid):
     wait_for(lambda: not os.path.exists("/proc/%d" % pid), 10, "%d to be reaped" % pid, 0.002)
 
 
-def control(keeper, line):
-    ns = os.stat("/proc/self/ns/pid").st_ino
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
-        s.settimeout(30 * SCALE)
-        s.connect("\0hotrestart-keeper.%d.%d" % (ns, keeper))
-        s.sendall(line.encode() + b"\n")
-        data = b""
-        while not data.endswith(b"\n"):
-            chunk = s.recv(4096)
-            if not chunk:
-                break
-            data += chunk
-    return data.decode().strip()
-
-
 def test_stale_slot_pid_taken_by_successor(env):
     port = free_port()
     # Drain timeout 1 s and grace 0.5 s: a /slow request (2 s) of the old
@@ -115,7 +100,7 @@ def test_stale_slot_pid_taken_by_successor(env):
             held = slow_request(port)   # keeps the old generation alive past the grace
             serving_child(old, port, held)
             os.pwrite(ns_fd, b"%d" % (victim - 1), 0)
-            reply = control(keeper, "restart")
+            reply = keeper_request(keeper, "restart", 30 * SCALE)
             m = re.match(r"ok pid=(\d+)", reply)
             check(m, "restart failed: %r\n%s" % (reply, srv.tail()))
             new = int(m.group(1))

@@ -381,28 +381,41 @@ def deploy(src, dest):
     os.replace(tmp, dest)
 
 
+def control_request(name, line, timeout):
+    """One command line on the control socket called name (abstract); the
+    answer up to its first newline. Raises OSError when nothing listens."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.settimeout(timeout)
+        s.connect(name)
+        s.sendall(line.encode() + b"\n")
+        data = b""
+        while not data.endswith(b"\n"):
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    return data.decode(errors="replace").strip()
+
+
+def keeper_request(keeper, line, timeout):
+    """One command on a keeper's control socket; its one-line answer."""
+    return control_request("\0hotrestart-keeper.%d.%d" % (os.stat("/proc/self/ns/pid").st_ino,
+                                                          keeper), line, timeout)
+
+
 def control_status(pid):
     """The status object straight from a control socket (no wrapper process:
     cheap enough to ask under load), or None when nothing answers."""
     ns = os.stat("/proc/self/ns/pid").st_ino
     for name in ("\0hotrestart-keeper.%d.%d" % (ns, pid), "\0hotrestart-ctl.%d.%d" % (ns, pid)):
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
-            s.settimeout(10 * SCALE)
-            try:
-                s.connect(name)
-            except (ConnectionRefusedError, FileNotFoundError):
-                continue
-            s.sendall(b"status\n")
-            data = b""
-            while not data.endswith(b"\n"):
-                chunk = s.recv(65536)
-                if not chunk:
-                    break
-                data += chunk
-            try:
-                return json.loads(data)
-            except ValueError:
-                return None
+        try:
+            data = control_request(name, "status", 10 * SCALE)
+        except (ConnectionRefusedError, FileNotFoundError):
+            continue
+        try:
+            return json.loads(data)
+        except ValueError:
+            return None
     return None
 
 

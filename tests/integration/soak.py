@@ -57,8 +57,8 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 from harness import (BUILD, ERROR_KINDS, Env, Load, Server, TestFailure, check,  # noqa: E402
-                     control_status, descendants, free_port, http_get, pid_alive, proc_status,
-                     server_bin, wait_for)
+                     control_status, descendants, free_port, http_get, keeper_request, pid_alive,
+                     proc_status, server_bin, wait_for)
 
 CANARY = os.path.join(BUILD, "canary")
 NS_LAST_PID = "/proc/sys/kernel/ns_last_pid"
@@ -102,22 +102,6 @@ def ppid_of(pid):
             return int(f.read().rsplit(")", 1)[1].split()[1])
     except (FileNotFoundError, ProcessLookupError, IndexError, ValueError):
         return None
-
-
-def control(keeper, line, timeout):
-    """One request on the keeper's control socket; its one-line answer."""
-    ns = os.stat("/proc/self/ns/pid").st_ino
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
-        s.settimeout(timeout)
-        s.connect("\0hotrestart-keeper.%d.%d" % (ns, keeper))
-        s.sendall(line.encode() + b"\n")
-        data = b""
-        while not data.endswith(b"\n"):
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            data += chunk
-    return data.decode(errors="replace").strip()
 
 
 def socket_inodes(pid):
@@ -392,7 +376,7 @@ class Soak:
         old = self.gen_pids[-1]
         old_fd = os.pidfd_open(old)
         t0 = time.monotonic()
-        reply = control(self.keeper, "restart", 30 * harness.SCALE)
+        reply = keeper_request(self.keeper, "restart", 30 * harness.SCALE)
         t_ok = time.monotonic()
         m = re.match(r"ok pid=(\d+) ms=(\d+)$", reply)
         if not m:

@@ -3,6 +3,7 @@
 #ifndef HR_UNIT_HELPERS_H
 #define HR_UNIT_HELPERS_H
 
+#include <poll.h>
 #include <stddef.h>
 #include <sys/socket.h>
 #include <sys/types.h>
@@ -18,6 +19,17 @@ struct ut_capture {
 void ut_capture_begin(struct ut_capture *c);
 /* Restores fd 2 and returns what was written (malloc'd, NUL-terminated). */
 char *ut_capture_end(struct ut_capture *c);
+
+/* ---- bounded waits ---- */
+
+/* Polls cond every millisecond for up to ms; returns its last value. */
+#define WAIT_UNTIL(cond, ms)                                              \
+	({                                                                \
+		int waited_ = 0;                                          \
+		while (!(cond) && waited_++ < (ms))                       \
+			poll(NULL, 0, 1);                                 \
+		(cond);                                                   \
+	})
 
 /* ---- scratch directories ---- */
 

@@ -49,15 +49,6 @@ static void stop_accepting(void)
 	hr_listeners_stop_local();
 }
 
-/* Polls cond every millisecond for up to ms; returns its last value. */
-#define WAIT_UNTIL(cond, ms)                                              \
-	({                                                                \
-		int waited_ = 0;                                          \
-		while (!(cond) && waited_++ < (ms))                       \
-			poll(NULL, 0, 1);                                 \
-		(cond);                                                   \
-	})
-
 struct acceptor {
 	pthread_t thread;
 	int result, err;

@@ -63,15 +63,6 @@ static struct tcp_info info_of(int fd)
 	return ti;
 }
 
-/* Polls cond every millisecond for up to ms; returns its last value. */
-#define WAIT_UNTIL(cond, ms)                                              \
-	({                                                                \
-		int waited_ = 0;                                          \
-		while (!(cond) && waited_++ < (ms))                       \
-			poll(NULL, 0, 1);                                 \
-		(cond);                                                   \
-	})
-
 static void server_reads(const char *what)
 {
 	char buf[64];
