@@ -23,9 +23,10 @@ SAN_FLAGS = -fsanitize=address,undefined -fno-omit-frame-pointer
 SHIM_SRC = $(wildcard shim/*.c)
 SHIM_HDR = $(wildcard shim/*.h)
 # The keeper: its own files plus the shim's pure ones (config, log, pid file,
-# sd_notify, LISTEN_FDS, addresses, address matching) and the libc table they use.
+# sd_notify, LISTEN_FDS, addresses, address matching, SCM_RIGHTS) and the libc table they use.
 KEEPER_SRC = $(wildcard shim/keeper/*.c) shim/config.c shim/log.c shim/pidfile.c \
-	shim/notify.c shim/listenfds.c shim/sockaddr.c shim/addrmatch.c shim/libc.c
+	shim/notify.c shim/listenfds.c shim/sockaddr.c shim/addrmatch.c shim/libc.c \
+	shim/scmrights.c
 KEEPER = $(BUILD)/hotrestart-keeper
 # Everything but the hooks and the constructor: what unit tests link.
 CORE_SRC = $(filter-out shim/hooks.c shim/init.c,$(SHIM_SRC))

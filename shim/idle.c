@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <time.h>
 
 static uint32_t hr_coarse_ms(void)
@@ -48,6 +49,17 @@ void hr_idle_read_done(int fd, ssize_t r)
 	errno = saved;
 }
 
+/* Copies len bytes of the app's buffer at src: a buffer the kernel would
+ * refuse with EFAULT makes this fail instead of crashing the app. */
+static int hr_idle_peek_own(const void *src, char *dst, size_t len)
+{
+	int saved = errno;
+	struct iovec local = { dst, len }, remote = { (void *)src, len };
+	int ok = process_vm_readv(hr_self, &local, 1, &remote, 1, 0) == (ssize_t)len;
+	errno = saved;
+	return ok;
+}
+
 void hr_idle_send_draining(int fd, const void *head, size_t n)
 {
 	uint32_t st = hr_fd_get(fd);
@@ -55,8 +67,9 @@ void hr_idle_send_draining(int fd, const void *head, size_t n)
 		return;
 	/* "HTTP/1.1 100 Continue": the client sends the rest of its request
 	 * (the body) only now, so the app's next read is no request boundary. */
-	const char *p = head;
-	int interim = p && n >= 10 && memcmp(p, "HTTP/1.", 7) == 0 && p[8] == ' ' && p[9] == '1';
+	char p[10];
+	int interim = head && n >= sizeof p && hr_idle_peek_own(head, p, sizeof p) &&
+		      memcmp(p, "HTTP/1.", 7) == 0 && p[8] == ' ' && p[9] == '1';
 	if (interim && !(st & HR_FD_INTERIM))
 		hr_fd_or(fd, HR_FD_INTERIM);
 	else if (!interim && (st & HR_FD_INTERIM))

@@ -5,6 +5,7 @@
 #include "gen.h"
 #include "libc.h"
 #include "log.h"
+#include "scmrights.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -67,24 +68,8 @@ int hr_keeper_load(int *gen_fd, int *wake_fd, char *err, size_t errlen)
 
 static void hr_keeper_send(const char *text, int fd)
 {
-	union {
-		struct cmsghdr h;
-		char space[CMSG_SPACE(sizeof(int))];
-	} ctl;
-	struct iovec iov = { .iov_base = (void *)text, .iov_len = strlen(text) };
-	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1 };
-	if (fd >= 0) {
-		memset(&ctl, 0, sizeof ctl);
-		msg.msg_control = &ctl;
-		msg.msg_controllen = sizeof ctl;
-		struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
-		c->cmsg_level = SOL_SOCKET;
-		c->cmsg_type = SCM_RIGHTS;
-		c->cmsg_len = CMSG_LEN(sizeof(int));
-		memcpy(CMSG_DATA(c), &fd, sizeof fd);
-	}
 	int saved = errno;
-	if (sendmsg(hr_keeper_fd, &msg, MSG_NOSIGNAL) < 0)
+	if (hr_send_with_fd(hr_keeper_fd, text, strlen(text), fd) < 0)
 		hr_warn("cannot tell the keeper '%s': %s", text, strerror(errno));
 	errno = saved;
 }

@@ -10,6 +10,7 @@
 #include "keeper.h"
 
 #include "../log.h"
+#include "../scmrights.h"
 
 #include <elf.h>
 #include <errno.h>
@@ -147,23 +148,7 @@ void hk_seccomp_child_install(int chan)
 {
 	int nfd = hk_filter_install();
 	int err = nfd < 0 ? errno : 0;
-	union {
-		struct cmsghdr h;
-		char space[CMSG_SPACE(sizeof(int))];
-	} ctl;
-	struct iovec iov = { .iov_base = &err, .iov_len = sizeof err };
-	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1 };
-	if (nfd >= 0) {
-		memset(&ctl, 0, sizeof ctl);
-		msg.msg_control = &ctl;
-		msg.msg_controllen = sizeof ctl;
-		struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
-		c->cmsg_level = SOL_SOCKET;
-		c->cmsg_type = SCM_RIGHTS;
-		c->cmsg_len = CMSG_LEN(sizeof(int));
-		memcpy(CMSG_DATA(c), &nfd, sizeof nfd);
-	}
-	sendmsg(chan, &msg, MSG_NOSIGNAL);
+	hr_send_with_fd(chan, &err, sizeof err, nfd);
 	if (nfd >= 0)
 		close(nfd);
 }

@@ -258,11 +258,13 @@ def test_pgbouncer(env):
                             lambda: PgProbeLoad(port))
 
 
-def test_squid(env):
-    port = free_port()
+def squid_setup(env, port):
+    """A minimal squid configuration on port, with its pid file and cache log
+    made by root and handed to squid's user (the successor rewrites them).
+    Returns (squid binary, configuration path, cache log path)."""
     writable_by_daemon(env)
     own_pid, cache_log = env.path("squid-own.pid"), env.path("squid-cache.log")
-    for path in (own_pid, cache_log):  # made by root, then rewritten by the successor
+    for path in (own_pid, cache_log):
         open(path, "w").close()
         shutil.chown(path, "proxy")
     conf = env.path("squid.conf")
@@ -272,7 +274,12 @@ def test_squid(env):
                 "pinger_enable off\nicp_port 0\nhtcp_port 0\nnetdb_filename none\n"
                 "http_access allow all\nshutdown_lifetime 1 seconds\ncoredump_dir %s\n"
                 "visible_hostname localhost\n" % (port, own_pid, cache_log, env.tmp))
-    squid = shutil.which("squid") or "/usr/sbin/squid"
+    return shutil.which("squid") or "/usr/sbin/squid", conf, cache_log
+
+
+def test_squid(env):
+    port = free_port()
+    squid, conf, cache_log = squid_setup(env, port)
     # Squid serves its own icons: a 200 with a Content-Length, no origin needed.
     # A small one: squid writes bodies in 4 KiB steps, and between two steps
     # the drain can take the connection for idle (README, known limits).

@@ -15,6 +15,7 @@ import subprocess
 import time
 import uuid
 
+from cases_guards import squid_setup
 from cases_keeper import TAG, tagged
 from harness import (Load, OpenLoad, Server, check, check_no_errors, descendants, free_port,
                      http_get, pid_alive, server_bin, status_json, wait_for, SCALE)
@@ -207,19 +208,7 @@ def _connects(port):
 
 def test_squid_foreground(env):
     port = free_port()
-    os.chmod(env.tmp, 0o777)
-    own_pid, cache_log = env.path("squid-own.pid"), env.path("squid-cache.log")
-    for path in (own_pid, cache_log):
-        open(path, "w").close()
-        shutil.chown(path, "proxy")
-    conf = env.path("squid.conf")
-    with open(conf, "w") as f:
-        f.write("http_port 127.0.0.1:%d\npid_filename %s\ncache_log %s\n"
-                "cache_effective_user proxy\naccess_log none\ncache_store_log none\n"
-                "pinger_enable off\nicp_port 0\nhtcp_port 0\nnetdb_filename none\n"
-                "http_access allow all\nshutdown_lifetime 1 seconds\ncoredump_dir %s\n"
-                "visible_hostname localhost\n" % (port, own_pid, cache_log, env.tmp))
-    squid = shutil.which("squid") or "/usr/sbin/squid"
+    squid, conf, cache_log = squid_setup(env, port)
     # The master (real uid proxy, effective uid root) execs its kid, which
     # makes the listener, in secure-execution mode: the loader ignores
     # LD_PRELOAD there. A known limit (README): the restart fails and says

@@ -356,6 +356,21 @@ void srv_catch_sigterm(void)
     sigaction(SIGTERM, &sa, NULL);
 }
 
+pid_t srv_fork_worker(void)
+{
+    pid_t pid = fork();
+    if (pid < 0)
+        srv_die("fork");
+    if (pid == 0) {
+        signal(SIGCHLD, SIG_DFL);
+        srv_catch_sigterm();
+        sigset_t none;
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, NULL);
+    }
+    return pid;
+}
+
 void srv_app_signals(const struct srv_opts *o)
 {
     if (!o->app_signals)

@@ -56,6 +56,10 @@ int srv_accept(int lfd, int flags);
 
 /* SIGTERM handler (no SA_RESTART) that sets srv_stop. */
 void srv_catch_sigterm(void);
+/* fork() for a worker (dies if it fails): the child gets the SIGTERM
+ * handler, SIGCHLD's default and every signal unblocked (a SIGTERM that
+ * arrived since the fork is delivered then and sets srv_stop). */
+pid_t srv_fork_worker(void);
 /* With --app-signals: the application's own SIGHUP/SIGUSR2/SIGTERM handlers. */
 void srv_app_signals(const struct srv_opts *o);
 

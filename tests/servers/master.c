@@ -23,16 +23,8 @@ static void on_sigchld(int sig)
 
 static void spawn(int slot, int lfd)
 {
-    pid_t pid = fork();
-    if (pid < 0)
-        srv_die("fork");
+    pid_t pid = srv_fork_worker();
     if (pid == 0) {
-        sigset_t none;
-        signal(SIGCHLD, SIG_DFL);
-        srv_catch_sigterm();
-        /* a SIGTERM that arrived since fork() is delivered here and sets srv_stop */
-        sigemptyset(&none);
-        sigprocmask(SIG_SETMASK, &none, NULL);
         struct conn_table t = {0};
         srv_epoll_lt_run(&lfd, 1, &t);
         ctab_close_all(&t);

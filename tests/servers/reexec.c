@@ -22,14 +22,8 @@
 
 static pid_t spawn_worker(int lfd)
 {
-    pid_t pid = fork();
-    if (pid < 0)
-        srv_die("fork");
+    pid_t pid = srv_fork_worker();
     if (pid == 0) {
-        srv_catch_sigterm();
-        sigset_t none;
-        sigemptyset(&none);
-        sigprocmask(SIG_SETMASK, &none, NULL);
         srv_accept_threads(lfd);
         close(lfd);
         struct timespec grace = {.tv_nsec = 300 * 1000 * 1000};

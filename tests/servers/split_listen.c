@@ -15,14 +15,8 @@
 
 static pid_t spawn_child(int lfd)
 {
-    pid_t pid = fork();
-    if (pid < 0)
-        srv_die("fork");
+    pid_t pid = srv_fork_worker();
     if (pid == 0) {
-        srv_catch_sigterm();
-        sigset_t none;
-        sigemptyset(&none);
-        sigprocmask(SIG_SETMASK, &none, NULL);
         if (listen(lfd, 511) < 0)
             srv_die("listen");
         srv_log("child %d listens", (int)getpid());

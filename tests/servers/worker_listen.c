@@ -14,14 +14,8 @@ static struct srv_opts opts;
 
 static pid_t spawn_worker(void)
 {
-    pid_t pid = fork();
-    if (pid < 0)
-        srv_die("fork");
+    pid_t pid = srv_fork_worker();
     if (pid == 0) {
-        srv_catch_sigterm();
-        sigset_t none;
-        sigemptyset(&none);
-        sigprocmask(SIG_SETMASK, &none, NULL);
         int lfd = srv_listen(&opts, SOCK_NONBLOCK);
         struct conn_table t = {0};
         srv_epoll_lt_run(&lfd, 1, &t);
