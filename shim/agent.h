@@ -11,6 +11,8 @@
 
 #include <sys/types.h>
 
+#pragma GCC visibility push(hidden)
+
 void hr_agent_start_owner(void);
 void hr_agent_ensure_worker_slow(void);
 
@@ -35,5 +37,7 @@ void hr_agent_poke(void);
 extern int hr_holds_listeners;
 
 void hr_agent_after_fork_child(void);
+
+#pragma GCC visibility pop
 
 #endif

@@ -6,6 +6,8 @@
 #include <limits.h>
 #include <stddef.h>
 
+#pragma GCC visibility push(hidden)
+
 #define HR_ENV_PIDFILE "HOTRESTART_PIDFILE"
 #define HR_ENV_LOG "HOTRESTART_LOG"
 #define HR_ENV_DRAIN_TIMEOUT "HOTRESTART_DRAIN_TIMEOUT"
@@ -56,5 +58,7 @@ int hr_parse_long(const char *text, long min, long max, long *out, char *err, si
 int hr_config_load(struct hr_config *cfg, hr_env_lookup lookup, void *ctx, char *err, size_t errlen);
 
 extern struct hr_config hr_cfg;
+
+#pragma GCC visibility pop
 
 #endif

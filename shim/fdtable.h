@@ -8,6 +8,8 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
+#pragma GCC visibility push(hidden)
+
 enum hr_fd_kind {
 	HR_FD_NONE = 0,
 	HR_FD_LISTENER = 1, /* a listening socket the app uses */
@@ -91,5 +93,7 @@ static inline void hr_fd_clear(int fd, uint32_t bits)
 /* Whether listener fd still refers to the socket recorded for it. When it
  * does not, the caller forgets the entry instead of acting on it. */
 int hr_fd_same(int fd);
+
+#pragma GCC visibility pop
 
 #endif

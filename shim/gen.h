@@ -7,6 +7,8 @@
 #include <stdatomic.h>
 #include <sys/types.h>
 
+#pragma GCC visibility push(hidden)
+
 enum hr_phase {
 	HR_PHASE_RUNNING = 0, /* accepting */
 	HR_PHASE_DRAINING,    /* handed over to a successor: not accepting */
@@ -78,6 +80,13 @@ static inline int hr_gen_accepting(void)
 	return hr_gen_phase() == HR_PHASE_RUNNING;
 }
 
+/* The same where the region is known to be mapped (hr_steady). */
+static inline int hr_gen_accepting_mapped(void)
+{
+	return __builtin_expect(atomic_load_explicit(&hr_gen->phase, memory_order_acquire) ==
+					HR_PHASE_RUNNING, 1);
+}
+
 static inline int hr_is_owner(void)
 {
 	return hr_gen && atomic_load(&hr_gen->owner) == hr_self;
@@ -109,5 +118,7 @@ void hr_gen_kill_others(int sig);
 void hr_gen_note_exit(void);
 /* Whether pid is alive and not a zombie. */
 int hr_pid_alive(pid_t pid);
+
+#pragma GCC visibility pop
 
 #endif

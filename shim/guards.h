@@ -13,6 +13,8 @@
 #include <sys/types.h>
 #include <unistd.h>
 
+#pragma GCC visibility push(hidden)
+
 /* A process of an older generation: its PID and its start time (field 22
  * of /proc/PID/stat, clock ticks after boot), so a reused PID never
  * matches. */
@@ -85,5 +87,7 @@ static inline int hr_guards_is_lock_cmd(int cmd)
  * the live processes of its generation and the older ones still alive.
  * A heap string for the caller to free, or NULL. */
 char *hr_guards_old_pids_var(void);
+
+#pragma GCC visibility pop
 
 #endif

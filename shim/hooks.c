@@ -88,8 +88,11 @@ HR_EXPORT int listen(int fd, int backlog)
 
 HR_EXPORT int accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags)
 {
-	hr_libc_init();
 	uint32_t st = hr_fd_get(fd);
+	if (hr_is_steady() && (st & (HR_FD_KIND_MASK | HR_FD_NONBLOCK)) ==
+				      (HR_FD_LISTENER | HR_FD_NONBLOCK))
+		return hr_listener_accept_steady(fd, addr, len, flags);
+	hr_libc_init();
 	if (hr_active && st) {
 		st = hr_claim_if_inherited(fd, st);
 		if (hr_fd_kind(st) == HR_FD_LISTENER)
@@ -101,9 +104,12 @@ HR_EXPORT int accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags)
 	return r;
 }
 
+/* accept4() reached directly, not through the PLT entry of an export. */
+extern __typeof__(accept4) hr_accept4 __attribute__((alias("accept4"), visibility("hidden")));
+
 HR_EXPORT int accept(int fd, struct sockaddr *addr, socklen_t *len)
 {
-	return accept4(fd, addr, len, 0);
+	return hr_accept4(fd, addr, len, 0);
 }
 
 HR_EXPORT int close(int fd)
@@ -240,18 +246,20 @@ static __attribute__((noinline)) int hr_fcntl_dupfd(int fd, int cmd, void *arg)
 
 /* Straight to libc but for what the shim tracks: listeners' flags, a
  * connection's O_NONBLOCK, duplicates, and locks a guard may concern. */
-static inline __attribute__((always_inline)) int hr_fcntl(int fd, int cmd, void *arg)
+static int hr_fcntl_slow(int fd, int cmd, void *arg)
 {
 	hr_libc_init();
 	if (!hr_active)
 		return hr_real.fcntl(fd, cmd, arg);
 	if (cmd == F_SETFL || cmd == F_GETFL) {
-		if (hr_fd_kind(hr_fd_get(fd)) == HR_FD_LISTENER)
+		uint32_t st = hr_fd_get(fd);
+		if (hr_fd_kind(st) == HR_FD_LISTENER)
 			return hr_fcntl_listener(fd, cmd, arg);
-		int r = hr_real.fcntl(fd, cmd, arg);
-		if (r >= 0 && cmd == F_SETFL)
-			hr_idle_note_nonblock(fd, ((int)(intptr_t)arg & O_NONBLOCK) != 0);
-		return r;
+		/* Noted first, so the call itself can be the last thing done: on
+		 * a connection F_SETFL fails only when fd is no longer open. */
+		if (cmd == F_SETFL)
+			hr_idle_note_nonblock(fd, st, ((int)(intptr_t)arg & O_NONBLOCK) != 0);
+		return hr_real.fcntl(fd, cmd, arg);
 	}
 	if (cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC)
 		return hr_fcntl_dupfd(fd, cmd, arg);
@@ -260,22 +268,32 @@ static inline __attribute__((always_inline)) int hr_fcntl(int fd, int cmd, void 
 	return hr_real.fcntl(fd, cmd, arg);
 }
 
-HR_EXPORT int fcntl(int fd, int cmd, ...)
+/* fcntl() and fcntl64() are variadic in <fcntl.h>, but every command takes
+ * at most one argument, passed as an int or a pointer: on the Linux ABIs
+ * this library builds for, a third argument of pointer width in the third
+ * argument register. Defined with that argument, under the libc names, the
+ * hooks skip the register save area that va_start would build. */
+HR_EXPORT int hr_fcntl_hook(int fd, int cmd, void *arg) __asm__("fcntl");
+HR_EXPORT int hr_fcntl64_hook(int fd, int cmd, void *arg) __asm__("fcntl64");
+
+HR_EXPORT int hr_fcntl_hook(int fd, int cmd, void *arg)
 {
-	va_list ap;
-	va_start(ap, cmd);
-	void *arg = va_arg(ap, void *);
-	va_end(ap);
-	return hr_fcntl(fd, cmd, arg);
+	/* Steady: the fd flags, and file status flags but a listener's, the
+	 * short way (F_GETFD..F_SETFL are 1..4). */
+	if (hr_is_steady() && (unsigned)(cmd - F_GETFD) <= F_SETFL - F_GETFD) {
+		uint32_t st = hr_fd_get(fd);
+		if (hr_fd_kind(st) != HR_FD_LISTENER) {
+			if (cmd == F_SETFL)
+				hr_idle_note_nonblock(fd, st, ((int)(intptr_t)arg & O_NONBLOCK) != 0);
+			return hr_real.fcntl(fd, cmd, arg);
+		}
+	}
+	return hr_fcntl_slow(fd, cmd, arg);
 }
 
-HR_EXPORT int fcntl64(int fd, int cmd, ...)
+HR_EXPORT int hr_fcntl64_hook(int fd, int cmd, void *arg)
 {
-	va_list ap;
-	va_start(ap, cmd);
-	void *arg = va_arg(ap, void *);
-	va_end(ap);
-	return hr_fcntl(fd, cmd, arg);
+	return hr_fcntl_hook(fd, cmd, arg);
 }
 
 HR_EXPORT int ioctl(int fd, unsigned long request, ...)
@@ -293,7 +311,7 @@ HR_EXPORT int ioctl(int fd, unsigned long request, ...)
 			return 0; /* the shared description keeps O_NONBLOCK */
 	}
 	if (hr_active && request == FIONBIO && arg)
-		hr_idle_note_nonblock(fd, *(int *)arg);
+		hr_idle_note_nonblock(fd, hr_fd_get(fd), *(int *)arg);
 	return hr_real.ioctl(fd, request, arg);
 }
 
@@ -398,9 +416,12 @@ static __attribute__((noinline)) int hr_epoll_wait_failed(int epfd, struct epoll
 
 HR_EXPORT int epoll_wait(int epfd, struct epoll_event *ev, int max, int timeout)
 {
-	hr_libc_init();
-	if (hr_active)
-		hr_epoll_waiting(epfd);
+	/* Steady and accepting, hr_epoll_waiting has nothing to do. */
+	if (!hr_is_steady() || !hr_gen_accepting_mapped()) {
+		hr_libc_init();
+		if (hr_active)
+			hr_epoll_waiting(epfd);
+	}
 	int r = hr_real.epoll_wait(epfd, ev, max, timeout);
 	if (__builtin_expect(r < 0, 0))
 		return hr_epoll_wait_failed(epfd, ev, max, timeout);
@@ -695,9 +716,29 @@ HR_EXPORT int remove(const char *path)
 		return r_;                                                       \
 	} while (0)
 
-HR_EXPORT ssize_t read(int fd, void *buf, size_t n)
+/* Steady, on a non-blocking connection that waits for nothing yet: the
+ * call never sleeps, so nothing interrupts it; only a failure is noted.
+ * Anything else goes to HOOKED, the whole hook body in a function of its
+ * own (the registers it saves are not saved on this path). */
+#define HR_READ_STEADY(fd, CALL, HOOKED)                                         \
+	do {                                                                     \
+		if (hr_is_steady() && hr_idle_read_nonblocking(fd)) {             \
+			ssize_t r_ = (CALL);                                     \
+			if (__builtin_expect(r_ < 0, 0))                         \
+				hr_idle_read_done((fd), r_);                     \
+			return r_;                                               \
+		}                                                                \
+		return HOOKED;                                                   \
+	} while (0)
+
+static __attribute__((noinline)) ssize_t hr_read_hooked(int fd, void *buf, size_t n)
 {
 	HR_READ_HOOK(fd, 0, hr_real.read(fd, buf, n));
+}
+
+HR_EXPORT ssize_t read(int fd, void *buf, size_t n)
+{
+	HR_READ_STEADY(fd, hr_real.read(fd, buf, n), hr_read_hooked(fd, buf, n));
 }
 
 HR_EXPORT ssize_t __read_chk(int fd, void *buf, size_t n, size_t buflen)
@@ -705,14 +746,25 @@ HR_EXPORT ssize_t __read_chk(int fd, void *buf, size_t n, size_t buflen)
 	HR_READ_HOOK(fd, 0, hr_real.__read_chk(fd, buf, n, buflen));
 }
 
-HR_EXPORT ssize_t readv(int fd, const struct iovec *iov, int iovcnt)
+static __attribute__((noinline)) ssize_t hr_readv_hooked(int fd, const struct iovec *iov,
+							   int iovcnt)
 {
 	HR_READ_HOOK(fd, 0, hr_real.readv(fd, iov, iovcnt));
 }
 
-HR_EXPORT ssize_t recv(int fd, void *buf, size_t n, int flags)
+HR_EXPORT ssize_t readv(int fd, const struct iovec *iov, int iovcnt)
+{
+	HR_READ_STEADY(fd, hr_real.readv(fd, iov, iovcnt), hr_readv_hooked(fd, iov, iovcnt));
+}
+
+static __attribute__((noinline)) ssize_t hr_recv_hooked(int fd, void *buf, size_t n, int flags)
 {
 	HR_READ_HOOK(fd, flags & MSG_DONTWAIT, hr_real.recv(fd, buf, n, flags));
+}
+
+HR_EXPORT ssize_t recv(int fd, void *buf, size_t n, int flags)
+{
+	HR_READ_STEADY(fd, hr_real.recv(fd, buf, n, flags), hr_recv_hooked(fd, buf, n, flags));
 }
 
 HR_EXPORT ssize_t __recv_chk(int fd, void *buf, size_t n, size_t buflen, int flags)
@@ -763,49 +815,82 @@ HR_EXPORT ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
 	return r;
 }
 
+/* One send-family call r = CALL on fd, the whole hook body. What it sends
+ * is looked at only while the generation drains, on a path of its own
+ * (DRAINING: a function that notes HEAD, LEN and makes the call), so the
+ * usual one saves no register and ends in a jump to libc. */
+#define HR_SEND_HOOK(fd, DRAINING, CALL)                                         \
+	do {                                                                     \
+		hr_libc_init();                                                  \
+		if (__builtin_expect(hr_idle_send(fd), 0))                       \
+			return DRAINING;                                         \
+		return CALL;                                                     \
+	} while (0)
+
+static __attribute__((noinline)) ssize_t hr_write_draining(int fd, const void *buf, size_t n)
+{
+	hr_idle_send_draining(fd, buf, n);
+	return hr_real.write(fd, buf, n);
+}
+
 HR_EXPORT ssize_t write(int fd, const void *buf, size_t n)
 {
-	hr_libc_init();
-	if (hr_idle_send(fd))
-		hr_idle_send_draining(fd, buf, n);
-	return hr_real.write(fd, buf, n);
+	HR_SEND_HOOK(fd, hr_write_draining(fd, buf, n), hr_real.write(fd, buf, n));
+}
+
+static __attribute__((noinline)) ssize_t hr_writev_draining(int fd, const struct iovec *iov,
+							     int iovcnt)
+{
+	hr_idle_send_draining(fd, iovcnt > 0 ? iov[0].iov_base : NULL,
+			      iovcnt > 0 ? iov[0].iov_len : 0);
+	return hr_real.writev(fd, iov, iovcnt);
 }
 
 HR_EXPORT ssize_t writev(int fd, const struct iovec *iov, int iovcnt)
 {
-	hr_libc_init();
-	if (hr_idle_send(fd))
-		hr_idle_send_draining(fd, iovcnt > 0 ? iov[0].iov_base : NULL,
-				      iovcnt > 0 ? iov[0].iov_len : 0);
-	return hr_real.writev(fd, iov, iovcnt);
+	HR_SEND_HOOK(fd, hr_writev_draining(fd, iov, iovcnt), hr_real.writev(fd, iov, iovcnt));
+}
+
+static __attribute__((noinline)) ssize_t hr_send_draining(int fd, const void *buf, size_t n,
+							   int flags)
+{
+	hr_idle_send_draining(fd, buf, n);
+	return hr_real.send(fd, buf, n, flags);
 }
 
 HR_EXPORT ssize_t send(int fd, const void *buf, size_t n, int flags)
 {
-	hr_libc_init();
-	if (hr_idle_send(fd))
-		hr_idle_send_draining(fd, buf, n);
-	return hr_real.send(fd, buf, n, flags);
+	HR_SEND_HOOK(fd, hr_send_draining(fd, buf, n, flags), hr_real.send(fd, buf, n, flags));
+}
+
+static __attribute__((noinline)) ssize_t hr_sendto_draining(int fd, const void *buf, size_t n,
+							     int flags,
+							     const struct sockaddr *addr,
+							     socklen_t len)
+{
+	hr_idle_send_draining(fd, buf, n);
+	return hr_real.sendto(fd, buf, n, flags, addr, len);
 }
 
 HR_EXPORT ssize_t sendto(int fd, const void *buf, size_t n, int flags, const struct sockaddr *addr,
 			 socklen_t len)
 {
-	hr_libc_init();
-	if (hr_idle_send(fd))
-		hr_idle_send_draining(fd, buf, n);
-	return hr_real.sendto(fd, buf, n, flags, addr, len);
+	HR_SEND_HOOK(fd, hr_sendto_draining(fd, buf, n, flags, addr, len),
+		     hr_real.sendto(fd, buf, n, flags, addr, len));
+}
+
+static __attribute__((noinline)) ssize_t hr_sendmsg_draining(int fd, const struct msghdr *msg,
+							      int flags)
+{
+	int parts = msg && msg->msg_iov && msg->msg_iovlen > 0;
+	hr_idle_send_draining(fd, parts ? msg->msg_iov[0].iov_base : NULL,
+			      parts ? msg->msg_iov[0].iov_len : 0);
+	return hr_real.sendmsg(fd, msg, flags);
 }
 
 HR_EXPORT ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
 {
-	hr_libc_init();
-	if (hr_idle_send(fd)) {
-		int parts = msg && msg->msg_iov && msg->msg_iovlen > 0;
-		hr_idle_send_draining(fd, parts ? msg->msg_iov[0].iov_base : NULL,
-				      parts ? msg->msg_iov[0].iov_len : 0);
-	}
-	return hr_real.sendmsg(fd, msg, flags);
+	HR_SEND_HOOK(fd, hr_sendmsg_draining(fd, msg, flags), hr_real.sendmsg(fd, msg, flags));
 }
 
 HR_EXPORT ssize_t sendfile(int out, int in, off_t *offset, size_t n)

@@ -28,6 +28,15 @@ static inline uint32_t hr_idle_read_begin(int fd, int dontwait)
 	return st;
 }
 
+/* Whether fd is a connection the app made non-blocking and that waits for
+ * nothing yet: its read needs no note before, and one after only when it
+ * fails. */
+static inline int hr_idle_read_nonblocking(int fd)
+{
+	return (hr_fd_get(fd) & (HR_FD_KIND_MASK | HR_FD_NONBLOCK | HR_FD_READ_WAIT)) ==
+	       (HR_FD_CONN | HR_FD_NONBLOCK);
+}
+
 /* After it returned r (errno set by it); keeps errno. */
 static inline void hr_idle_read_end(int fd, uint32_t state, ssize_t r)
 {
@@ -45,11 +54,10 @@ static inline int hr_idle_send(int fd)
 	return __builtin_expect(hr_gen_phase() != HR_PHASE_RUNNING, 0);
 }
 
-/* The app set or cleared O_NONBLOCK of fd (F_SETFL, FIONBIO): the table
- * is written only when that changes what it says. */
-static inline void hr_idle_note_nonblock(int fd, int nonblock)
+/* The app set or cleared O_NONBLOCK of fd, whose state is st (F_SETFL,
+ * FIONBIO): the table is written only when that changes what it says. */
+static inline void hr_idle_note_nonblock(int fd, uint32_t st, int nonblock)
 {
-	uint32_t st = hr_fd_get(fd);
 	if (hr_fd_kind(st) != HR_FD_CONN || !(st & HR_FD_NONBLOCK) == !nonblock)
 		return;
 	if (nonblock)

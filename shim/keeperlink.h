@@ -11,6 +11,8 @@
 
 #include <sys/types.h>
 
+#pragma GCC visibility push(hidden)
+
 /* The channel to the keeper, or -1 when the library runs on its own. */
 extern int hr_keeper_fd;
 
@@ -29,5 +31,7 @@ int hr_keeper_load(int *gen_fd, int *wake_fd, char *err, size_t errlen);
  * copy for every later generation. */
 void hr_keeper_send_listener(int fd);
 void hr_keeper_send_drop(unsigned long ino);
+
+#pragma GCC visibility pop
 
 #endif

@@ -17,6 +17,10 @@
 #include <sys/uio.h>
 #include <sys/wait.h>
 
+/* Each shim header declares its names hidden: the hooks then reach the
+ * shim's data directly, not with an extra load through the GOT. */
+#pragma GCC visibility push(hidden)
+
 struct hr_libc {
 	int (*socket)(int, int, int);
 	int (*bind)(int, const struct sockaddr *, socklen_t);
@@ -103,5 +107,7 @@ static inline void hr_libc_init(void)
 /* Where the symbols come from: dlsym(RTLD_NEXT). Replaced only by unit
  * tests, to make a lookup fail. */
 extern void *(*hr_libc_lookup)(const char *name);
+
+#pragma GCC visibility pop
 
 #endif

@@ -237,6 +237,26 @@ static int hr_accept_once(int fd, struct sockaddr *addr, socklen_t *len, int fla
 	return r;
 }
 
+int hr_listener_accept_steady(int fd, struct sockaddr *addr, socklen_t *len, int flags)
+{
+	hr_gen_accepting_add(1);
+	if (!hr_gen_accepting_mapped()) {
+		hr_gen_accepting_add(-1);
+		errno = EAGAIN; /* as hr_listener_accept tells a non-blocking caller */
+		return -1;
+	}
+	int r;
+	pthread_cleanup_push(hr_accept_cancelled, NULL);
+	r = hr_real.accept4(fd, addr, len, flags);
+	pthread_cleanup_pop(0);
+	if (r >= 0)
+		hr_fd_set(r, HR_FD_CONN | ((flags & SOCK_NONBLOCK) ? HR_FD_NONBLOCK : 0));
+	else if (!hr_gen_accepting_mapped())
+		errno = EAGAIN; /* ended by the drain's wake or shutdown */
+	hr_gen_accepting_add(-1);
+	return r;
+}
+
 static void hr_park_cancelled(void *unused)
 {
 	(void)unused;

@@ -32,6 +32,9 @@ void hr_listener_on_listen(int fd);
  * own O_NONBLOCK setting, and never hands out a connection once the
  * generation stopped accepting. */
 int hr_listener_accept(int fd, uint32_t state, struct sockaddr *addr, socklen_t *len, int flags);
+/* The same for a listener the app made non-blocking, in the steady state
+ * (ready.h): one accept4() between the counts a drain waits for. */
+int hr_listener_accept_steady(int fd, struct sockaddr *addr, socklen_t *len, int flags);
 
 /* After the app closed listener fd (its state already cleared): parked
  * accept() calls on it return EBADF. Async-signal-safe. */

@@ -2,6 +2,8 @@
 #ifndef HR_LOG_H
 #define HR_LOG_H
 
+#pragma GCC visibility push(hidden)
+
 enum hr_log_level { HR_LOG_ERROR = 0, HR_LOG_WARN, HR_LOG_INFO, HR_LOG_DEBUG };
 
 extern int hr_log_level;
@@ -17,5 +19,7 @@ void hr_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)
 
 /* Async-signal-safe decimal formatting; returns the length written. */
 int hr_fmt_long(char *buf, long value);
+
+#pragma GCC visibility pop
 
 #endif

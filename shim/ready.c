@@ -10,6 +10,7 @@
 #include <time.h>
 
 _Atomic int hr_ready_pending;
+_Atomic int hr_steady;
 static _Atomic long long hr_last_claim_ms;
 
 long long hr_now_ms(void)
@@ -30,6 +31,7 @@ static void hr_ready_finish_local(void)
 	unsetenv("LISTEN_FDS");
 	unsetenv("LISTEN_PID");
 	unsetenv("LISTEN_FDNAMES");
+	atomic_store(&hr_steady, 1);
 }
 
 void hr_ready_waiting_slow(void)

@@ -7,6 +7,8 @@
 
 #include <pthread.h>
 
+#pragma GCC visibility push(hidden)
+
 /* Moves fd, just made by the library, to a high free number (close on
  * exec); returns the number it now has (fd itself when none is free). */
 int hr_shimfd_high(int fd);
@@ -24,5 +26,7 @@ void hr_shimfd_evict(int fd);
 extern pthread_mutex_t hr_shimfd_lock;
 
 void hr_shimfd_after_fork_child(void);
+
+#pragma GCC visibility pop
 
 #endif

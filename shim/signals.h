@@ -6,6 +6,8 @@
 
 #include <signal.h>
 
+#pragma GCC visibility push(hidden)
+
 /* Records dispositions at load time (the successor starts with them). */
 void hr_signals_init(void);
 extern sigset_t hr_initial_ignored;
@@ -32,5 +34,7 @@ extern __thread volatile sig_atomic_t hr_shim_signal_only
 /* Whether a syscall interrupted by a signal would be restarted for the app
  * (every handler it installed has SA_RESTART). */
 int hr_app_restarts_syscalls(void);
+
+#pragma GCC visibility pop
 
 #endif

@@ -57,9 +57,11 @@ def restart_under_load(env, name, cmd, loads, restarts=3, duration=6.0, drain_ti
         pids.append(new)
     check(all(ld.proc.poll() is None for ld in running),
           "the load ended before the last restart (machine too slow?)")
+    # The load goes on until every old generation left, so its clients
+    # are then served by the last one whatever the drain took.
+    exit_ms = watch.wait(exit_limit if exit_limit is not None else drain_timeout + 6)
     end = max(start + duration + 2, time.monotonic() + 1)
     results = [ld.finish(end) for ld in running]
-    exit_ms = watch.wait(exit_limit if exit_limit is not None else drain_timeout + 6)
     check(pid_alive(pids[-1]), "the last generation died: %s" % srv.tail())
     total = {k: sum(r[k] for r in results) for k in results[0] if k not in ("pids", "stderr")}
     total["stderr"] = "".join(r["stderr"] for r in results)

@@ -1,6 +1,7 @@
-/* Unit tests for blocking accept() under the shim (shim/listeners.c and the
- * accept waits of shim/drain.c): threads in accept() when the generation
- * stops accepting, cancellation, and many threads. */
+/* Unit tests for accept() under the shim (shim/listeners.c and the accept
+ * waits of shim/drain.c): threads in a blocking accept() when the
+ * generation stops accepting, cancellation, many threads, and the steady
+ * path of a non-blocking listener. */
 #include <criterion/criterion.h>
 
 #include "config.h"
@@ -190,4 +191,64 @@ Test(accept_many, every_thread_is_woken, .init = setup, .timeout = 120)
 	close_listener();
 	for (int i = 0; i < MANY_THREADS; i++)
 		join_within(&a[i], 10000);
+}
+
+/* ======== the steady path (a non-blocking listener, past readiness) ======== */
+
+static int connected_client(void)
+{
+	struct sockaddr_storage addr;
+	socklen_t len = sizeof addr;
+	cr_assert_eq(getsockname(lfd, (struct sockaddr *)&addr, &len), 0);
+	int c = socket(addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	cr_assert_geq(c, 0);
+	cr_assert_eq(connect(c, (struct sockaddr *)&addr, len), 0);
+	return c;
+}
+
+Test(accept_steady, connection_is_counted_before_the_call_returns, .init = setup)
+{
+	int c = connected_client();
+	int fd = hr_listener_accept_steady(lfd, NULL, NULL, SOCK_NONBLOCK);
+	cr_assert_geq(fd, 0, "accept: %s", strerror(errno));
+	cr_assert_eq(hr_fd_get(fd), HR_FD_CONN | HR_FD_NONBLOCK);
+	cr_assert_eq(hr_gen_conns(), 1, "the drain would not wait for this connection");
+	cr_assert_eq(accepts_under_way(), 0);
+	hr_fd_set(fd, HR_FD_NONE);
+	close(fd);
+	close(c);
+}
+
+Test(accept_steady, no_connection_once_the_generation_drains, .init = setup)
+{
+	int c = connected_client();
+	atomic_store(&hr_gen->phase, HR_PHASE_DRAINING);
+	errno = 0;
+	cr_assert_eq(hr_listener_accept_steady(lfd, NULL, NULL, 0), -1);
+	cr_assert_eq(errno, EAGAIN, "%s", strerror(errno));
+	cr_assert_eq(accepts_under_way(), 0);
+	/* The connection stays queued for the successor. */
+	int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK);
+	cr_assert_geq(fd, 0, "the refused connection left the queue: %s", strerror(errno));
+	close(fd);
+	close(c);
+}
+
+/* Stands in for libc's accept4: the drain starts while the call is under
+ * way and ends it (a graceful stop's shutdown makes it EINVAL). */
+static int accept4_ended_by_drain(int fd, struct sockaddr *addr, socklen_t *len, int flags)
+{
+	(void)fd, (void)addr, (void)len, (void)flags;
+	atomic_store(&hr_gen->phase, HR_PHASE_STOPPING);
+	errno = EINVAL;
+	return -1;
+}
+
+Test(accept_steady, call_the_drain_ended_reports_no_connection_yet, .init = setup)
+{
+	hr_real.accept4 = accept4_ended_by_drain;
+	errno = 0;
+	cr_assert_eq(hr_listener_accept_steady(lfd, NULL, NULL, 0), -1);
+	cr_assert_eq(errno, EAGAIN, "the app would see %s", strerror(errno));
+	cr_assert_eq(accepts_under_way(), 0);
 }
