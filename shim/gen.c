@@ -161,7 +161,10 @@ long hr_gen_count(int with_accepts)
 	long total = 0;
 	for (int i = 0; i < HR_GEN_SLOTS; i++) {
 		struct hr_gen_slot *s = &hr_gen->slots[i];
-		long n = atomic_load(&s->conns) + (with_accepts ? atomic_load(&s->accepting) : 0);
+		/* accepting first: an accept() under way counts its connection
+		 * before it stops counting itself, so one of the two is seen. */
+		long n = with_accepts ? atomic_load(&s->accepting) : 0;
+		n += atomic_load(&s->conns);
 		if (n > 0 && hr_gen_slot_live(s))
 			total += n;
 	}

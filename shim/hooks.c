@@ -86,13 +86,11 @@ HR_EXPORT int listen(int fd, int backlog)
 	return r;
 }
 
-HR_EXPORT int accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags)
+static __attribute__((noinline)) int hr_accept4_hooked(int fd, struct sockaddr *addr,
+						       socklen_t *len, int flags)
 {
-	uint32_t st = hr_fd_get(fd);
-	if (hr_is_steady() && (st & (HR_FD_KIND_MASK | HR_FD_NONBLOCK)) ==
-				      (HR_FD_LISTENER | HR_FD_NONBLOCK))
-		return hr_listener_accept_steady(fd, addr, len, flags);
 	hr_libc_init();
+	uint32_t st = hr_fd_get(fd);
 	if (hr_active && st) {
 		st = hr_claim_if_inherited(fd, st);
 		if (hr_fd_kind(st) == HR_FD_LISTENER)
@@ -104,6 +102,15 @@ HR_EXPORT int accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags)
 	return r;
 }
 
+HR_EXPORT int accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags)
+{
+	/* Steady: a listener the app made non-blocking, the short way. */
+	if (hr_is_steady() && (hr_fd_get(fd) & (HR_FD_KIND_MASK | HR_FD_NONBLOCK)) ==
+				      (HR_FD_LISTENER | HR_FD_NONBLOCK))
+		return hr_listener_accept_steady(fd, addr, len, flags);
+	return hr_accept4_hooked(fd, addr, len, flags);
+}
+
 /* accept4() reached directly, not through the PLT entry of an export. */
 extern __typeof__(accept4) hr_accept4 __attribute__((alias("accept4"), visibility("hidden")));
 
@@ -112,7 +119,7 @@ HR_EXPORT int accept(int fd, struct sockaddr *addr, socklen_t *len)
 	return hr_accept4(fd, addr, len, 0);
 }
 
-HR_EXPORT int close(int fd)
+static __attribute__((noinline)) int hr_close_hooked(int fd)
 {
 	hr_libc_init();
 	uint32_t st = hr_fd_get(fd);
@@ -126,6 +133,18 @@ HR_EXPORT int close(int fd)
 			hr_listener_closed(fd);
 	}
 	return hr_real.close(fd);
+}
+
+HR_EXPORT int close(int fd)
+{
+	/* Steady: an fd the shim does not track, or a connection, the short way. */
+	uint32_t st = hr_fd_get(fd);
+	if (hr_is_steady() && (hr_fd_kind(st) == HR_FD_NONE || hr_fd_kind(st) == HR_FD_CONN)) {
+		if (st)
+			hr_fd_set(fd, HR_FD_NONE);
+		return hr_real.close(fd);
+	}
+	return hr_close_hooked(fd);
 }
 
 /* A vfork() child runs on its parent's memory until it execs or exits,
@@ -274,7 +293,6 @@ static int hr_fcntl_slow(int fd, int cmd, void *arg)
  * argument register. Defined with that argument, under the libc names, the
  * hooks skip the register save area that va_start would build. */
 HR_EXPORT int hr_fcntl_hook(int fd, int cmd, void *arg) __asm__("fcntl");
-HR_EXPORT int hr_fcntl64_hook(int fd, int cmd, void *arg) __asm__("fcntl64");
 
 HR_EXPORT int hr_fcntl_hook(int fd, int cmd, void *arg)
 {
@@ -291,10 +309,9 @@ HR_EXPORT int hr_fcntl_hook(int fd, int cmd, void *arg)
 	return hr_fcntl_slow(fd, cmd, arg);
 }
 
-HR_EXPORT int hr_fcntl64_hook(int fd, int cmd, void *arg)
-{
-	return hr_fcntl_hook(fd, cmd, arg);
-}
+/* What <fcntl.h> calls with _FILE_OFFSET_BITS=64: the same function. */
+HR_EXPORT extern __typeof__(hr_fcntl_hook) hr_fcntl64_hook __asm__("fcntl64")
+	__attribute__((alias("fcntl")));
 
 HR_EXPORT int ioctl(int fd, unsigned long request, ...)
 {
@@ -359,13 +376,21 @@ static __attribute__((noinline)) int hr_epoll_ctl_listener(int epfd, int op, int
 	return hr_real.epoll_ctl(epfd, op, fd, ev);
 }
 
-HR_EXPORT int epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
+static __attribute__((noinline)) int hr_epoll_ctl_hooked(int epfd, int op, int fd,
+							 struct epoll_event *ev)
 {
 	hr_libc_init();
 	uint32_t st = hr_fd_get(fd);
 	if (hr_active && hr_fd_maybe_listener(st))
 		return hr_epoll_ctl_listener(epfd, op, fd, ev, st);
 	return hr_real.epoll_ctl(epfd, op, fd, ev);
+}
+
+HR_EXPORT int epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
+{
+	if (hr_is_steady() && !hr_fd_maybe_listener(hr_fd_get(fd)))
+		return hr_real.epoll_ctl(epfd, op, fd, ev);
+	return hr_epoll_ctl_hooked(epfd, op, fd, ev);
 }
 
 /* Until the generation is ready: whether this wait is the app waiting for

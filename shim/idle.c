@@ -5,6 +5,7 @@
 #include "libc.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <linux/sockios.h>
 #include <linux/tcp.h>
 #include <netinet/in.h>
@@ -41,10 +42,18 @@ void hr_idle_read_done(int fd, ssize_t r)
 		hr_fd_clear(fd, HR_FD_READ_WAIT); /* input came: a request is being served */
 	} else if (saved == EAGAIN || saved == EWOULDBLOCK) {
 		/* Nothing there. On a descriptor we took for blocking, this was
-		 * O_NONBLOCK set behind our back (or SO_RCVTIMEO): either way,
-		 * later reads return at once and are marked after the fact. */
+		 * O_NONBLOCK set behind our back, or SO_RCVTIMEO or MSG_DONTWAIT
+		 * on a blocking one: asked once, so that only a descriptor that
+		 * never sleeps takes the reads' short path (which does not
+		 * absorb the keeper's wake). */
+		uint32_t bits = HR_FD_READ_WAIT;
+		if (!(hr_fd_get(fd) & HR_FD_NONBLOCK)) {
+			int flags = hr_real.fcntl(fd, F_GETFL);
+			if (flags >= 0 && (flags & O_NONBLOCK))
+				bits |= HR_FD_NONBLOCK;
+		}
 		atomic_store_explicit(&hr_fd_stamps[fd], hr_coarse_ms(), memory_order_relaxed);
-		hr_fd_or(fd, HR_FD_READ_WAIT | HR_FD_NONBLOCK);
+		hr_fd_or(fd, bits);
 	}
 	errno = saved;
 }

@@ -85,7 +85,10 @@ long hk_gen_connections(const struct hk_gen *g, bool with_accepts)
 	for (int i = 0; i < HR_GEN_SLOTS; i++) {
 		const struct hr_gen_slot *s = &g->region->slots[i];
 		pid_t pid = atomic_load(&s->pid);
-		long n = atomic_load(&s->conns) + (with_accepts ? atomic_load(&s->accepting) : 0);
+		/* accepting first: an accept() under way counts its connection
+		 * before it stops counting itself, so one of the two is seen. */
+		long n = with_accepts ? atomic_load(&s->accepting) : 0;
+		n += atomic_load(&s->conns);
 		if (pid && n > 0 && hk_slot_is_member(g, pid))
 			total += n;
 	}

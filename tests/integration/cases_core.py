@@ -7,7 +7,7 @@ import threading
 import time
 
 from harness import (Load, Server, check, check_no_errors, count_fds, free_port, http_get,
-                     pid_alive, proc_children, proc_status, server_bin, start_slow_request,
+                     pid_alive, proc_children, proc_status, server_bin, held_slow_request,
                      status_json, wait_for, SCALE)
 
 
@@ -141,10 +141,8 @@ def test_slow_request_in_flight(env):
     port = free_port()
     srv = Server(env, "threaded", [server_bin("threaded"), "--port", str(port)])
     old = srv.wait_ready()
-    t, result = start_slow_request(port)
     # Readiness signal: the old process holds the connection.
-    wait_for(lambda: srv.connections() >= 1, 5,
-             "the slow request to be accepted")
+    t, result = held_slow_request(port, srv.connections)
     old2, new, _ = srv.restart_ok()
     check(old2 == old, "restarted the wrong process")
     t.join(10 * SCALE)

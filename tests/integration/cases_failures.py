@@ -9,7 +9,7 @@ import subprocess
 import time
 
 from harness import (Load, Server, check, check_no_errors, deploy, free_port, http_get,
-                     pid_alive, read_pid, server_bin, start_slow_request, status_json,
+                     pid_alive, read_pid, server_bin, held_slow_request, status_json,
                      wait_for, SCALE)
 
 
@@ -53,8 +53,7 @@ def test_stop_drains(env):
     port = free_port()
     srv = Server(env, "threaded", [server_bin("threaded"), "--port", str(port)])
     pid = srv.wait_ready()
-    t, result = start_slow_request(port)
-    wait_for(lambda: srv.connections() >= 1, 5, "the slow request")
+    t, result = held_slow_request(port, srv.connections)
     keeper = srv.keeper
     os.kill(keeper, signal.SIGTERM)
     wait_for(lambda: status_json(srv.pidfile)["stopping"], 5, "the stop to begin")

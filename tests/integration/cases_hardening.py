@@ -12,7 +12,7 @@ import threading
 import time
 
 from harness import (Load, Server, check, check_no_errors, deploy, free_port, http_get,
-                     pid_alive, proc_children, server_bin, start_slow_request, status_json, wait_for, SCALE,
+                     pid_alive, proc_children, server_bin, held_slow_request, status_json, wait_for, SCALE,
                      WRAPPER)
 
 
@@ -147,8 +147,7 @@ def test_eintr_fatal(env):
     srv.wait_ready()
     load = Load(120, port=port)
     for _ in range(3):
-        t, result = start_slow_request(port)
-        wait_for(lambda: srv.connections() >= 1, 10, "the slow request")
+        t, result = held_slow_request(port, srv.connections, 10)
         old, new, _ = srv.restart_ok()
         t.join(10 * SCALE)
         check(result.get("r", (0,))[0] == 200 and result["r"][1].get("x-pid") == str(old),
@@ -156,8 +155,7 @@ def test_eintr_fatal(env):
         srv.wait_gone(old, 15)
     res = load.finish(time.monotonic() + 1)
     check_no_errors(res, "epoll_lt --eintr-fatal")
-    t, result = start_slow_request(port)
-    wait_for(lambda: srv.connections() >= 1, 10, "the slow request")
+    t, result = held_slow_request(port, srv.connections, 10)
     os.kill(srv.keeper, signal.SIGTERM)
     t.join(10 * SCALE)
     check(result.get("r", (0,))[0] == 200, "request in flight at the stop: %r" %

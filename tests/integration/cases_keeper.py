@@ -34,7 +34,7 @@ import uuid
 
 from harness import (ERROR_KINDS, ROOT, WRAPPER, Load, TestFailure, check, check_no_errors,
                      free_port, http_get, pid_alive, proc_children, read_pid, server_bin,
-                     start_slow_request, wait_for, SCALE)
+                     held_slow_request, wait_for, SCALE)
 
 TAG = "HOTRESTART_TEST_SERVICE"
 STATUS_KEYS = ("pid", "keeper_pid", "generation", "main_pid", "listeners", "connections",
@@ -404,9 +404,7 @@ def stop_gracefully_with_slow_request(t, port, stop, what):
     """Starts a /slow request, waits until the live generation holds it, runs
     stop(), and checks the request completed on the live generation."""
     last = t.status()
-    thread, result = start_slow_request(port)
-    wait_for(lambda: (t.status_try() or {}).get("connections", 0) >= 1, 5,
-             "the slow request to be accepted")
+    thread, result = held_slow_request(port, lambda: (t.status_try() or {}).get("connections", 0))
     stop()
     thread.join(15 * SCALE)
     r = result.get("r", (0, {}, b"no answer"))
@@ -868,9 +866,7 @@ def test_kill9_old_master(env):
     svc, t = keeper_service(env, "prefork", [server_bin("prefork"), "--port", str(port),
                                              "--workers", "2"], drain=20)
     first = t.status()
-    thread, result = start_slow_request(port)
-    wait_for(lambda: (t.status_try() or {}).get("connections", 0) >= 1, 5,
-             "the slow request to be accepted")
+    thread, result = held_slow_request(port, lambda: (t.status_try() or {}).get("connections", 0))
     old = generation_members(first["main_pid"])
     check(len(old) == 3, "the first generation is %s, want a master and 2 workers" % old)
     new, _ = t.restart_ok()

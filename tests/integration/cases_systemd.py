@@ -12,7 +12,7 @@ import time
 
 import harness
 from harness import (ROOT, WRAPPER, SCALE, Load, Server, check, check_no_errors, deploy,
-                     free_port, http_get, pid_alive, read_pid, server_bin, start_slow_request,
+                     free_port, http_get, pid_alive, read_pid, server_bin, held_slow_request,
                      status_json, wait_for)
 
 TRANSCRIPT = os.path.join(harness.BUILD, "sd_notify-transcript.txt")
@@ -339,8 +339,7 @@ def test_status(env):
     check(info["connections"] == 0 and info["upgrading"] is False and info["draining"] is False,
           "idle server status %r" % info)
     fd = info["listeners"][0]["fd"]
-    t, result = start_slow_request(port)
-    wait_for(lambda: srv.connections() >= 1, 5, "the slow request")
+    t, result = held_slow_request(port, srv.connections)
     text = status_text(srv.pidfile)
     expect = [r"pid: %d" % keeper, r"main pid: %d \(the live generation's main process\)" % pid,
               r"generation: 1",

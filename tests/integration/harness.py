@@ -444,3 +444,18 @@ def start_slow_request(port):
     t = threading.Thread(target=run)
     t.start()
     return t, result
+
+
+def held_slow_request(port, connections, limit_s=5):
+    """A /slow request, returned as start_slow_request's (thread, result)
+    once connections() counted it held. A count can come back later than
+    the request's 2 s on a loaded machine: one answered before it was seen
+    held is sent again (three tries)."""
+    for _ in range(3):
+        thread, result = start_slow_request(port)
+        wait_for(lambda: "r" in result or connections() >= 1, limit_s,
+                 "the slow request to be accepted")
+        if "r" not in result:
+            return thread, result
+        thread.join(5)
+    raise TestFailure("the server was never seen holding a slow request")

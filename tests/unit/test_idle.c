@@ -1,7 +1,7 @@
 /* Unit tests for the drain's look at a connection as the app reads from it
  * (hr_drain_at_read through the read hooks' hr_idle_read_begin): a blocking
  * server that asks for the next request while its generation drains sees
- * end-of-input, and only then. */
+ * end-of-input, and only then; and what a read that found nothing notes. */
 #include <criterion/criterion.h>
 
 #include "config.h"
@@ -14,9 +14,11 @@
 #include "listeners.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <linux/tcp.h>
 #include <sys/ioctl.h>
+#include <sys/time.h>
 #include <poll.h>
 #include <string.h>
 #include <unistd.h>
@@ -190,4 +192,38 @@ Test(idle, nonblocking_read_is_left_to_the_waits)
 	atomic_store(&hr_gen->phase, HR_PHASE_DRAINING);
 	app_reads_next();
 	cr_assert_not(hr_fd_get(conn) & HR_FD_SHUT_READ);
+}
+
+/* A read that found nothing notes the wait; it takes the connection for
+ * non-blocking (the reads' short path, which leaves the keeper's wake to
+ * the app) only when it is: SO_RCVTIMEO ends a blocking read with EAGAIN
+ * too, and that read can be interrupted. */
+static void read_finds_nothing(void)
+{
+	char buf[8];
+	errno = 0;
+	ssize_t r = hr_real.read(conn, buf, sizeof buf);
+	cr_assert_eq(r, -1);
+	cr_assert(errno == EAGAIN || errno == EWOULDBLOCK, "%s", strerror(errno));
+	hr_idle_read_done(conn, r);
+}
+
+Test(idle, receive_timeout_leaves_a_blocking_connection_blocking)
+{
+	struct timeval tv = { .tv_sec = 0, .tv_usec = 20000 };
+	cr_assert_eq(setsockopt(conn, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv), 0);
+	read_finds_nothing();
+	cr_assert(hr_fd_get(conn) & HR_FD_READ_WAIT);
+	cr_assert_not(hr_fd_get(conn) & HR_FD_NONBLOCK,
+		      "a read that can sleep would take the path that does not absorb the wake");
+	cr_assert_not(hr_idle_read_nonblocking(conn));
+}
+
+Test(idle, nonblocking_set_unseen_is_learnt_from_eagain)
+{
+	int flags = hr_real.fcntl(conn, F_GETFL);
+	cr_assert_eq(hr_real.fcntl(conn, F_SETFL, flags | O_NONBLOCK), 0);
+	read_finds_nothing();
+	cr_assert_eq(hr_fd_get(conn) & (HR_FD_READ_WAIT | HR_FD_NONBLOCK),
+		     HR_FD_READ_WAIT | HR_FD_NONBLOCK);
 }
