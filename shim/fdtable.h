@@ -77,6 +77,22 @@ static inline uint32_t hr_fd_set(int fd, uint32_t state)
 	return old;
 }
 
+/* Marks fd, just accepted, as the connection whose count the caller took
+ * beforehand (hr_gen_conn_reserve): only a count the entry already held
+ * (a number closed unseen) or a number past the table gives one back. */
+static inline void hr_fd_set_accepted(int fd, uint32_t state)
+{
+	if ((unsigned)fd >= (unsigned)hr_fds_size) {
+		hr_gen_conn_add(-1); /* untracked: never uncounted at close */
+		return;
+	}
+	if (fd > atomic_load_explicit(&hr_fds_hiwater, memory_order_relaxed))
+		hr_fd_raise_hiwater(fd);
+	uint32_t old = atomic_exchange_explicit(&hr_fds[fd], state, memory_order_acq_rel);
+	if (hr_fd_kind(old) == HR_FD_CONN)
+		hr_gen_conn_add(-1);
+}
+
 /* Adds or removes flag bits of a tracked fd without changing its kind. */
 static inline void hr_fd_or(int fd, uint32_t bits)
 {

@@ -83,7 +83,7 @@ static inline int hr_gen_accepting(void)
 /* The same where the region is known to be mapped (hr_steady). */
 static inline int hr_gen_accepting_mapped(void)
 {
-	return __builtin_expect(atomic_load_explicit(&hr_gen->phase, memory_order_acquire) ==
+	return __builtin_expect(atomic_load_explicit(&hr_gen->phase, memory_order_seq_cst) ==
 					HR_PHASE_RUNNING, 1);
 }
 
@@ -97,6 +97,14 @@ static inline void hr_gen_conn_add(long delta)
 {
 	if (hr_slot)
 		atomic_fetch_add_explicit(&hr_slot->conns, delta, memory_order_relaxed);
+}
+/* Counts a connection about to be accepted, before the phase is checked:
+ * sequentially consistent, as the keeper's phase store, so either the
+ * check sees the drain or the drain sees the count. */
+static inline void hr_gen_conn_reserve(void)
+{
+	if (hr_slot)
+		atomic_fetch_add_explicit(&hr_slot->conns, 1, memory_order_seq_cst);
 }
 static inline void hr_gen_accepting_add(long delta)
 {

@@ -237,23 +237,34 @@ static int hr_accept_once(int fd, struct sockaddr *addr, socklen_t *len, int fla
 	return r;
 }
 
+static void hr_accept_steady_cancelled(void *unused)
+{
+	(void)unused;
+	hr_gen_conn_add(-1);
+}
+
+/* The connection is counted before the call, as the count a drain waits
+ * for (so it is never short of it), and the count is given back when no
+ * connection came: one atomic add per connection. */
 int hr_listener_accept_steady(int fd, struct sockaddr *addr, socklen_t *len, int flags)
 {
-	hr_gen_accepting_add(1);
+	hr_gen_conn_reserve();
 	if (!hr_gen_accepting_mapped()) {
-		hr_gen_accepting_add(-1);
+		hr_gen_conn_add(-1);
 		errno = EAGAIN; /* as hr_listener_accept tells a non-blocking caller */
 		return -1;
 	}
 	int r;
-	pthread_cleanup_push(hr_accept_cancelled, NULL);
+	pthread_cleanup_push(hr_accept_steady_cancelled, NULL);
 	r = hr_real.accept4(fd, addr, len, flags);
 	pthread_cleanup_pop(0);
-	if (r >= 0)
-		hr_fd_set(r, HR_FD_CONN | ((flags & SOCK_NONBLOCK) ? HR_FD_NONBLOCK : 0));
-	else if (!hr_gen_accepting_mapped())
-		errno = EAGAIN; /* ended by the drain's wake or shutdown */
-	hr_gen_accepting_add(-1);
+	if (r >= 0) {
+		hr_fd_set_accepted(r, HR_FD_CONN | ((flags & SOCK_NONBLOCK) ? HR_FD_NONBLOCK : 0));
+	} else {
+		int err = hr_gen_accepting_mapped() ? errno : EAGAIN; /* the drain ended it */
+		hr_gen_conn_add(-1);
+		errno = err;
+	}
 	return r;
 }
 

@@ -35,10 +35,12 @@
 static bool hk_slot_is_member(const struct hk_gen *g, pid_t pid);
 
 /* The root while it lives; after it (a daemonizing server, a crashed
- * master), the oldest process of the generation that holds a listener. */
+ * master), the oldest process of the generation that holds a listener.
+ * A root that exited but is not reaped yet (its SIGCHLD still queued
+ * behind the readiness that follows its exit) is gone already. */
 pid_t hk_gen_main(struct hk_gen *g)
 {
-	if (!g->root_reaped)
+	if (!g->root_reaped && hk_proc_alive(g->root))
 		return g->root;
 	if (g->main > 0 && g->main != g->root && hk_proc_alive(g->main))
 		return g->main;

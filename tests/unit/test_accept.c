@@ -252,3 +252,29 @@ Test(accept_steady, call_the_drain_ended_reports_no_connection_yet, .init = setu
 	cr_assert_eq(errno, EAGAIN, "the app would see %s", strerror(errno));
 	cr_assert_eq(accepts_under_way(), 0);
 }
+
+/* Stands in for libc's accept4: what a drain counting the generation's
+ * connections sees while the call is in the kernel. */
+static long counted_during_call = -1;
+
+static int accept4_counted(int fd, struct sockaddr *addr, socklen_t *len, int flags)
+{
+	counted_during_call = hr_gen_count(1);
+	return real_accept4(fd, addr, len, flags);
+}
+
+Test(accept_steady, drain_counts_the_connection_while_the_call_is_under_way, .init = setup)
+{
+	int c = connected_client();
+	real_accept4 = hr_real.accept4;
+	hr_real.accept4 = accept4_counted;
+	int fd = hr_listener_accept_steady(lfd, NULL, NULL, 0);
+	cr_assert_geq(fd, 0, "accept: %s", strerror(errno));
+	cr_assert_geq(counted_during_call, 1,
+		      "a drain checking now would end with the connection uncounted");
+	cr_assert_eq(hr_gen_count(1), 1);
+	hr_fd_set(fd, HR_FD_NONE);
+	cr_assert_eq(hr_gen_count(1), 0, "closing it must give the count back");
+	close(fd);
+	close(c);
+}
