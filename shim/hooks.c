@@ -219,11 +219,13 @@ HR_EXPORT int dup(int fd)
 }
 
 /* The app replaces newfd, which holds one of the library's fds: that one
- * moves away first (a valid oldfd only: a failing call must change nothing). */
+ * moves away first (a valid oldfd only: a failing call must change nothing).
+ * Not from a vfork() child: its fds are its own, but the places that store
+ * the library's numbers (and the lock) are its parent's. */
 static void hr_dup_onto(int oldfd, int newfd)
 {
 	if (hr_active && oldfd != newfd && hr_fd_kind(hr_fd_get(newfd)) == HR_FD_SHIM &&
-	    hr_real.fcntl(oldfd, F_GETFD) >= 0)
+	    !hr_in_vfork_child() && hr_real.fcntl(oldfd, F_GETFD) >= 0)
 		hr_shimfd_evict(newfd);
 }
 
@@ -737,7 +739,7 @@ HR_EXPORT int remove(const char *path)
 		do                                                               \
 			r_ = (CALL);                                             \
 		while (r_ < 0 && errno == EINTR && hr_waits_absorb());           \
-		hr_idle_read_end((fd), st_, r_);                                 \
+		hr_idle_read_end((fd), st_, r_, (dontwait));                     \
 		return r_;                                                       \
 	} while (0)
 
@@ -750,7 +752,7 @@ HR_EXPORT int remove(const char *path)
 		if (hr_is_steady() && hr_idle_read_nonblocking(fd)) {             \
 			ssize_t r_ = (CALL);                                     \
 			if (__builtin_expect(r_ < 0, 0))                         \
-				hr_idle_read_done((fd), r_);                     \
+				hr_idle_read_done((fd), r_, 0);                  \
 			return r_;                                               \
 		}                                                                \
 		return HOOKED;                                                   \
@@ -836,7 +838,7 @@ HR_EXPORT ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
 	while (r < 0 && errno == EINTR && hr_waits_absorb());
 	if (r >= 0 && msg->msg_controllen && hr_active)
 		hr_fd_fresh_received(msg);
-	hr_idle_read_end(fd, st, r);
+	hr_idle_read_end(fd, st, r, flags & MSG_DONTWAIT);
 	return r;
 }
 

@@ -35,19 +35,19 @@ uint32_t hr_idle_mark_waiting(int fd, uint32_t state)
 	return state | HR_FD_READ_WAIT;
 }
 
-void hr_idle_read_done(int fd, ssize_t r)
+void hr_idle_read_done(int fd, ssize_t r, int dontwait)
 {
 	int saved = errno;
 	if (r >= 0) {
 		hr_fd_clear(fd, HR_FD_READ_WAIT); /* input came: a request is being served */
 	} else if (saved == EAGAIN || saved == EWOULDBLOCK) {
-		/* Nothing there. On a descriptor we took for blocking, this was
-		 * O_NONBLOCK set behind our back, or SO_RCVTIMEO or MSG_DONTWAIT
-		 * on a blocking one: asked once, so that only a descriptor that
-		 * never sleeps takes the reads' short path (which does not
-		 * absorb the keeper's wake). */
+		/* Nothing there. On a descriptor we took for blocking, without
+		 * MSG_DONTWAIT, this was O_NONBLOCK set behind our back or
+		 * SO_RCVTIMEO: asked (once, or at each timeout), so that only a
+		 * descriptor that never sleeps takes the reads' short path (which
+		 * does not absorb the keeper's wake). */
 		uint32_t bits = HR_FD_READ_WAIT;
-		if (!(hr_fd_get(fd) & HR_FD_NONBLOCK)) {
+		if (!dontwait && !(hr_fd_get(fd) & HR_FD_NONBLOCK)) {
 			int flags = hr_real.fcntl(fd, F_GETFL);
 			if (flags >= 0 && (flags & O_NONBLOCK))
 				bits |= HR_FD_NONBLOCK;

@@ -15,7 +15,7 @@
 
 /* Out of line: the rare transitions. */
 uint32_t hr_idle_mark_waiting(int fd, uint32_t state);
-void hr_idle_read_done(int fd, ssize_t r);
+void hr_idle_read_done(int fd, ssize_t r, int dontwait);
 void hr_idle_send_draining(int fd, const void *head, size_t n);
 
 /* Before a read-family call on fd: a read that may block counts as waiting
@@ -38,10 +38,10 @@ static inline int hr_idle_read_nonblocking(int fd)
 }
 
 /* After it returned r (errno set by it); keeps errno. */
-static inline void hr_idle_read_end(int fd, uint32_t state, ssize_t r)
+static inline void hr_idle_read_end(int fd, uint32_t state, ssize_t r, int dontwait)
 {
 	if (hr_fd_kind(state) == HR_FD_CONN && (r < 0 || (state & HR_FD_READ_WAIT)))
-		hr_idle_read_done(fd, r);
+		hr_idle_read_done(fd, r, dontwait);
 }
 
 /* Before a send-family call on fd: the app answers, so it no longer waits.

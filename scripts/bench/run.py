@@ -44,6 +44,9 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
+# The keeper's status, read as the integration tests read it.
+sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
+from harness import control_status  # noqa: E402
 BUILD = os.path.join(ROOT, "build")
 OUT = os.path.join(BUILD, "bench")
 LOGS = os.path.join(OUT, "logs")
@@ -223,26 +226,6 @@ def read_pid(path):
         return int(text) if text.isdigit() else None
     except OSError:
         return None
-
-
-def keeper_status(keeper):
-    """The status object from the keeper's control socket, or None (no
-    keeper there: a server run without one)."""
-    name = "\0hotrestart-keeper.%d.%d" % (os.stat("/proc/self/ns/pid").st_ino, keeper)
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
-        s.settimeout(10)
-        try:
-            s.connect(name)
-            s.sendall(b"status\n")
-            data = b""
-            while not data.endswith(b"\n"):
-                chunk = s.recv(65536)
-                if not chunk:
-                    break
-                data += chunk
-            return json.loads(data)
-        except (OSError, ValueError):
-            return None
 
 
 def children(pid):
@@ -634,7 +617,7 @@ class HotRestart(Method):
         """The live generation's main process (the pid file names the
         keeper, which stays)."""
         keeper = read_pid(self.pidfile)
-        info = keeper_status(keeper) if keeper else None
+        info = control_status(keeper) if keeper else None
         return int(info["main_pid"]) if info and info.get("main_pid") else keeper
 
     def restart(self):

@@ -143,11 +143,14 @@ static void hk_on_signal(void)
 		} else if (sig == SIGTERM || sig == SIGINT || sig == hr_cfg.stop_signal) {
 			hr_info("stop signal received (%s)", strsignal(sig));
 			hk_stop();
-		} else if (K.live && hk_gen_main(K.live) > 0 && sig != SIGCONT) {
+		} else if (K.live && sig != SIGCONT) {
 			/* The app's own signals (log reopen, reload, ...) go to the
 			 * generation that serves. */
-			hr_debug("forwarding signal %d to pid %d", sig, (int)hk_gen_main(K.live));
-			kill(hk_gen_main(K.live), sig);
+			pid_t main = hk_gen_main(K.live);
+			if (main > 0) {
+				hr_debug("forwarding signal %d to pid %d", sig, (int)main);
+				kill(main, sig);
+			}
 		}
 	}
 	/* Children may also have ended while the signal was coalesced. */

@@ -95,7 +95,7 @@ bool hk_proc_each_socket(pid_t pid, bool (*fn)(void *ctx, int fd, unsigned long 
 	snprintf(path, sizeof path, "/proc/%d/fd", (int)pid);
 	DIR *d = opendir(path);
 	if (!d)
-		return 0;
+		return false;
 	bool stopped = false;
 	struct dirent *e;
 	while (!stopped && (e = readdir(d))) {

@@ -253,17 +253,18 @@ def test_control_clients(env):
             s.close()
 
 
+def stat_cpu_s(path):
+    """CPU seconds (user + system) in a /proc stat file."""
+    with open(path) as f:
+        fields = f.read().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def agent_cpu_s(pid):
     """CPU seconds of the process's threads other than its main thread (the
     app is single-threaded: that is the library's agent)."""
-    total = 0
-    for tid in os.listdir("/proc/%d/task" % pid):
-        if int(tid) == pid:
-            continue
-        with open("/proc/%d/task/%s/stat" % (pid, tid)) as f:
-            fields = f.read().rpartition(")")[2].split()
-        total += int(fields[11]) + int(fields[12])
-    return total / os.sysconf("SC_CLK_TCK")
+    return sum(stat_cpu_s("/proc/%d/task/%s/stat" % (pid, tid))
+               for tid in os.listdir("/proc/%d/task" % pid) if int(tid) != pid)
 
 
 def test_fd_table_full(env):
@@ -322,13 +323,6 @@ def test_dup2_onto_library_fds(env):
     check(status == 200 and headers.get("x-pid") == str(new), "the new generation does not serve")
 
 
-def process_cpu_s(pid):
-    """CPU seconds of every thread of pid."""
-    with open("/proc/%d/stat" % pid) as f:
-        fields = f.read().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def test_owner_killed(env):
     """Without a keeper: the master of a prefork server is SIGKILLed (no
     hand-over to a child, unlike a daemonizing exit). Its workers, whose
@@ -342,9 +336,9 @@ def test_owner_killed(env):
         http_get(port)
     os.kill(master, signal.SIGKILL)
     wait_for(lambda: not pid_alive(master), 10, "the master to die")
-    before = sum(process_cpu_s(w) for w in workers)
+    before = sum(stat_cpu_s("/proc/%d/stat" % w) for w in workers)
     time.sleep(1.0)  # a window of wall time to measure CPU in
-    spent = sum(process_cpu_s(w) for w in workers) - before
+    spent = sum(stat_cpu_s("/proc/%d/stat" % w) for w in workers) - before
     check(spent < 0.3, "workers spent %.2f s of CPU in 1 s after their master died" % spent)
     status, _, _ = http_get(port)
     check(status == 200, "the orphaned workers no longer serve")

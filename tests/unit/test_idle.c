@@ -205,7 +205,7 @@ static void read_finds_nothing(void)
 	ssize_t r = hr_real.read(conn, buf, sizeof buf);
 	cr_assert_eq(r, -1);
 	cr_assert(errno == EAGAIN || errno == EWOULDBLOCK, "%s", strerror(errno));
-	hr_idle_read_done(conn, r);
+	hr_idle_read_done(conn, r, 0);
 }
 
 Test(idle, receive_timeout_leaves_a_blocking_connection_blocking)
@@ -226,4 +226,28 @@ Test(idle, nonblocking_set_unseen_is_learnt_from_eagain)
 	read_finds_nothing();
 	cr_assert_eq(hr_fd_get(conn) & (HR_FD_READ_WAIT | HR_FD_NONBLOCK),
 		     HR_FD_READ_WAIT | HR_FD_NONBLOCK);
+}
+
+static int fcntl_calls;
+static int (*real_fcntl)(int, int, ...);
+
+static int counting_fcntl(int fd, int cmd, ...)
+{
+	fcntl_calls++;
+	return real_fcntl(fd, cmd, 0);
+}
+
+Test(idle, dontwait_read_on_a_blocking_connection_asks_nothing)
+{
+	char buf[8];
+	real_fcntl = hr_real.fcntl;
+	hr_real.fcntl = counting_fcntl;
+	for (int i = 0; i < 3; i++) {
+		ssize_t r = hr_real.recv(conn, buf, sizeof buf, MSG_DONTWAIT);
+		cr_assert_eq(r, -1);
+		hr_idle_read_done(conn, r, 1);
+	}
+	cr_assert_eq(fcntl_calls, 0, "a system call added to every MSG_DONTWAIT read that finds nothing");
+	cr_assert(hr_fd_get(conn) & HR_FD_READ_WAIT);
+	cr_assert_not(hr_fd_get(conn) & HR_FD_NONBLOCK);
 }
