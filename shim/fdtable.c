@@ -9,6 +9,7 @@ _Atomic uint32_t *hr_fds;
 _Atomic uint64_t *hr_fd_ids;
 int hr_fds_size;
 _Atomic int hr_fds_hiwater = -1;
+_Atomic int hr_listener_fd_top = -1;
 _Atomic uint32_t *hr_fd_stamps;
 
 /* Sized from the hard fd limit so an app that raises its soft limit stays
@@ -43,8 +44,17 @@ void hr_fdtable_init(void)
 	hr_fds_size = (int)size;
 }
 
-void hr_fd_remember_id(int fd)
+static void hr_fd_raise(_Atomic int *mark, int fd)
 {
+	int seen = atomic_load_explicit(mark, memory_order_relaxed);
+	while (fd > seen && !atomic_compare_exchange_weak_explicit(mark, &seen, fd, memory_order_relaxed,
+								   memory_order_relaxed))
+		;
+}
+
+void hr_fd_note_listener(int fd)
+{
+	hr_fd_raise(&hr_listener_fd_top, fd);
 	struct stat st;
 	atomic_store_explicit(&hr_fd_ids[fd], fstat(fd, &st) == 0 ? (uint64_t)st.st_ino : 0,
 			      memory_order_relaxed);
@@ -52,11 +62,19 @@ void hr_fd_remember_id(int fd)
 
 void hr_fd_raise_hiwater(int fd)
 {
-	int seen = atomic_load_explicit(&hr_fds_hiwater, memory_order_relaxed);
-	while (fd > seen &&
-	       !atomic_compare_exchange_weak_explicit(&hr_fds_hiwater, &seen, fd,
-						      memory_order_relaxed, memory_order_relaxed))
-		;
+	hr_fd_raise(&hr_fds_hiwater, fd);
+}
+
+int hr_fd_set_accepted_high(int fd, uint32_t state)
+{
+	if (fd >= hr_fds_size) {
+		hr_gen_conn_add(-1); /* untracked: never uncounted at close */
+		return fd;
+	}
+	/* Raised first: a drain's scan up to the mark sees the entry. */
+	hr_fd_raise_hiwater(fd);
+	hr_fd_set_accepted(fd, state);
+	return fd;
 }
 
 int hr_fd_same(int fd)

@@ -18,8 +18,15 @@
 struct hr_gen *hr_gen;
 pid_t hr_self;
 pid_t hr_parent_at_fork;
-struct hr_gen_slot *hr_slot;
+/* Where a process counts that found no free slot (more than HR_GEN_SLOTS
+ * in one generation, or no region): nobody reads it, and hr_slot is never
+ * NULL, so the hooks' counts need no test. */
+static struct hr_gen_slot hr_no_slot;
+struct hr_gen_slot *hr_slot = &hr_no_slot;
 int hr_wake_fd = -1;
+struct hr_gen_view hr_view __attribute__((aligned(4096))) = {.phase = HR_PHASE_STOPPING};
+/* The region's first page mapped once more, to be moved over hr_view. */
+static void *hr_view_page;
 
 /* Reads /proc/PID/stat into buf; returns what follows the command name
  * (its last ')': the name may hold one), or NULL. Async-signal-safe. */
@@ -112,6 +119,10 @@ int hr_gen_init(int region_fd, int wake_fd)
 		hr_fd_set(region_fd, HR_FD_SHIM); /* kept for exec'd workers */
 	if (p == MAP_FAILED)
 		return -1;
+	if (region_fd >= 0 && sysconf(_SC_PAGESIZE) == (long)sizeof hr_view) {
+		void *view = mmap(NULL, sizeof hr_view, PROT_READ, MAP_SHARED, region_fd, 0);
+		hr_view_page = view == MAP_FAILED ? NULL : view;
+	}
 	hr_gen = p;
 	int wake = wake_fd >= 0 ? wake_fd : hr_shimfd_high(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
 	atomic_store(&hr_gen->wake_fd, wake);
@@ -119,12 +130,22 @@ int hr_gen_init(int region_fd, int wake_fd)
 	hr_shimfd_ref(&hr_wake_fd);
 	if (wake >= 0)
 		hr_fd_set(wake, HR_FD_SHIM);
-	hr_slot = hr_gen_claim_slot(hr_self);
-	if (hr_slot) {
-		/* A fresh image: whatever a previous one counted is gone. */
-		atomic_store(&hr_slot->conns, 0);
-		atomic_store(&hr_slot->accepting, 0);
-	}
+	struct hr_gen_slot *slot = hr_gen_claim_slot(hr_self);
+	hr_slot = slot ? slot : &hr_no_slot;
+	/* A fresh image: whatever a previous one counted is gone. */
+	atomic_store(&hr_slot->conns, 0);
+	atomic_store(&hr_slot->accepting, 0);
+	return 0;
+}
+
+int hr_gen_view_live(void)
+{
+	if (!hr_view_page)
+		return -1;
+	if (mremap(hr_view_page, sizeof hr_view, sizeof hr_view, MREMAP_MAYMOVE | MREMAP_FIXED,
+		   &hr_view) == MAP_FAILED)
+		return -1;
+	hr_view_page = NULL;
 	return 0;
 }
 
@@ -140,11 +161,10 @@ void hr_gen_after_fork_child(void)
 	int top = atomic_load(&hr_fds_hiwater);
 	for (int fd = 0; fd <= top && fd < hr_fds_size; fd++)
 		inherited += hr_fd_kind(hr_fd_get(fd)) == HR_FD_CONN;
-	hr_slot = hr_gen_claim_slot(hr_self);
-	if (hr_slot) {
-		atomic_store(&hr_slot->conns, inherited);
-		atomic_store(&hr_slot->accepting, 0);
-	}
+	struct hr_gen_slot *slot = hr_gen_claim_slot(hr_self);
+	hr_slot = slot ? slot : &hr_no_slot;
+	atomic_store(&hr_slot->conns, inherited);
+	atomic_store(&hr_slot->accepting, 0);
 }
 
 int hr_pid_alive(pid_t pid)

@@ -59,7 +59,7 @@ struct hr_gen {
 extern struct hr_gen *hr_gen;
 extern pid_t hr_self;		     /* cached getpid(), refreshed at fork */
 extern pid_t hr_parent_at_fork;	     /* the process we were forked from */
-extern struct hr_gen_slot *hr_slot;  /* this process's slot */
+extern struct hr_gen_slot *hr_slot;  /* this process's slot, never NULL */
 /* This process's number for the region's wake eventfd (it may have moved
  * out of the app's way since the region recorded it). */
 extern int hr_wake_fd;
@@ -80,10 +80,51 @@ static inline int hr_gen_accepting(void)
 	return hr_gen_phase() == HR_PHASE_RUNNING;
 }
 
-/* The same where the region is known to be mapped (hr_steady). */
-static inline int hr_gen_accepting_mapped(void)
+/* The phase the hooks test first, at a fixed place in the library's data
+ * so that reading it is one rip-relative load. It reads HR_PHASE_STOPPING
+ * until this process is steady: past readiness under a keeper (constructor
+ * done, libc bound, no readiness note left, no thread of the library).
+ * Then the region's first page,
+ * which holds the phase, is moved over it (hr_gen_view_live), and it reads
+ * the live phase. Page-sized and page-aligned: nothing else shares it. */
+struct hr_gen_view {
+	_Atomic int phase;
+	char page_rest[4096 - sizeof(int)];
+};
+extern struct hr_gen_view hr_view;
+
+/* Maps the region's first page over hr_view; 0 when done (fork children
+ * inherit it). Until it is, the hooks take their general paths. */
+int hr_gen_view_live(void);
+
+/* Steady and accepting: the hooks' short paths. One compare with memory
+ * and a branch on x86-64 (a compiler loads an atomic into a register
+ * first); elsewhere a relaxed load. The short paths act on the phase they
+ * saw; whatever must be ordered with the keeper's store reads it again
+ * (hr_view_accepting). */
+static inline int hr_steady_accepting(void)
 {
-	return __builtin_expect(atomic_load_explicit(&hr_gen->phase, memory_order_seq_cst) ==
+	_Static_assert(HR_PHASE_RUNNING == 0, "the compare below is with 0");
+#if defined(__x86_64__)
+	__asm__ goto("cmpl $0, %0\n\tjne %l[not_steady]"
+		     : /* asm goto: no outputs */
+		     : "m"(hr_view.phase)
+		     : "cc"
+		     : not_steady);
+	return 1;
+not_steady:
+	return 0;
+#else
+	return __builtin_expect(atomic_load_explicit(&hr_view.phase, memory_order_relaxed) ==
+					HR_PHASE_RUNNING, 1);
+#endif
+}
+
+/* The phase again, sequentially consistent (as the keeper's store), for
+ * a check that must not be ordered before an atomic it follows. */
+static inline int hr_view_accepting(void)
+{
+	return __builtin_expect(atomic_load_explicit(&hr_view.phase, memory_order_seq_cst) ==
 					HR_PHASE_RUNNING, 1);
 }
 
@@ -95,21 +136,18 @@ static inline int hr_is_owner(void)
 /* Inline: on every accept and close. */
 static inline void hr_gen_conn_add(long delta)
 {
-	if (hr_slot)
-		atomic_fetch_add_explicit(&hr_slot->conns, delta, memory_order_relaxed);
+	atomic_fetch_add_explicit(&hr_slot->conns, delta, memory_order_relaxed);
 }
 /* Counts a connection about to be accepted, before the phase is checked:
  * sequentially consistent, as the keeper's phase store, so either the
  * check sees the drain or the drain sees the count. */
 static inline void hr_gen_conn_reserve(void)
 {
-	if (hr_slot)
-		atomic_fetch_add_explicit(&hr_slot->conns, 1, memory_order_seq_cst);
+	atomic_fetch_add_explicit(&hr_slot->conns, 1, memory_order_seq_cst);
 }
 static inline void hr_gen_accepting_add(long delta)
 {
-	if (hr_slot)
-		atomic_fetch_add_explicit(&hr_slot->accepting, delta, memory_order_acq_rel);
+	atomic_fetch_add_explicit(&hr_slot->accepting, delta, memory_order_acq_rel);
 }
 /* Connections held by live processes of the generation; with_accepts adds
  * the accept() calls under way, so a drain never ends between the kernel

@@ -105,8 +105,8 @@ static __attribute__((noinline)) int hr_accept4_hooked(int fd, struct sockaddr *
 HR_EXPORT int accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags)
 {
 	/* Steady: a listener the app made non-blocking, the short way. */
-	if (hr_is_steady() && (hr_fd_get(fd) & (HR_FD_KIND_MASK | HR_FD_NONBLOCK)) ==
-				      (HR_FD_LISTENER | HR_FD_NONBLOCK))
+	if (hr_steady_accepting() && (hr_fd_peek(fd) & (HR_FD_KIND_MASK | HR_FD_NONBLOCK)) ==
+					     (HR_FD_LISTENER | HR_FD_NONBLOCK))
 		return hr_listener_accept_steady(fd, addr, len, flags);
 	return hr_accept4_hooked(fd, addr, len, flags);
 }
@@ -138,11 +138,14 @@ static __attribute__((noinline)) int hr_close_hooked(int fd)
 HR_EXPORT int close(int fd)
 {
 	/* Steady: an fd the shim does not track, or a connection, the short way. */
-	uint32_t st = hr_fd_get(fd);
-	if (hr_is_steady() && (hr_fd_kind(st) == HR_FD_NONE || hr_fd_kind(st) == HR_FD_CONN)) {
-		if (st)
-			hr_fd_set(fd, HR_FD_NONE);
-		return hr_real.close(fd);
+	if (hr_steady_accepting()) {
+		uint32_t st = hr_fd_peek(fd);
+		if (hr_fd_kind(st) == HR_FD_NONE)
+			return hr_real.close(fd);
+		if (hr_fd_kind(st) == HR_FD_CONN) {
+			hr_fd_forget_conn(fd);
+			return hr_real.close(fd);
+		}
 	}
 	return hr_close_hooked(fd);
 }
@@ -298,13 +301,21 @@ HR_EXPORT int hr_fcntl_hook(int fd, int cmd, void *arg) __asm__("fcntl");
 
 HR_EXPORT int hr_fcntl_hook(int fd, int cmd, void *arg)
 {
-	/* Steady: the fd flags, and file status flags but a listener's, the
-	 * short way (F_GETFD..F_SETFL are 1..4). */
-	if (hr_is_steady() && (unsigned)(cmd - F_GETFD) <= F_SETFL - F_GETFD) {
-		uint32_t st = hr_fd_get(fd);
-		if (hr_fd_kind(st) != HR_FD_LISTENER) {
-			if (cmd == F_SETFL)
+	/* Steady: file status flags but a listener's (F_GETFL on a number
+	 * above every listener's without a look at the table), and the fd
+	 * flags, the short way. */
+	if (hr_steady_accepting()) {
+		if (cmd == F_SETFL) {
+			uint32_t st = hr_fd_peek(fd);
+			if (hr_fd_kind(st) == HR_FD_CONN)
 				hr_idle_note_nonblock(fd, st, ((int)(intptr_t)arg & O_NONBLOCK) != 0);
+			if (!(st & HR_FD_GUARDED))
+				return hr_real.fcntl(fd, cmd, arg);
+		} else if (cmd == F_GETFL) {
+			if (fd > atomic_load_explicit(&hr_listener_fd_top, memory_order_relaxed) ||
+			    !(hr_fd_peek(fd) & HR_FD_GUARDED))
+				return hr_real.fcntl(fd, cmd);
+		} else if (cmd == F_GETFD || cmd == F_SETFD) {
 			return hr_real.fcntl(fd, cmd, arg);
 		}
 	}
@@ -352,10 +363,11 @@ HR_EXPORT int epoll_create1(int flags)
 	return r;
 }
 
-/* Whether the state is that of a listener, claimed or not yet. */
+/* Whether the state is that of a listener, claimed or not yet (an
+ * inherited one is the shim's until claimed). */
 static inline int hr_fd_maybe_listener(uint32_t st)
 {
-	return hr_fd_kind(st) == HR_FD_LISTENER || hr_fd_kind(st) == HR_FD_SHIM;
+	return (st & HR_FD_GUARDED) != 0;
 }
 
 static __attribute__((noinline)) int hr_epoll_ctl_listener(int epfd, int op, int fd,
@@ -388,9 +400,12 @@ static __attribute__((noinline)) int hr_epoll_ctl_hooked(int epfd, int op, int f
 	return hr_real.epoll_ctl(epfd, op, fd, ev);
 }
 
+/* Steady and accepting, a listener's registration needs nothing either:
+ * readiness is past, and the drain finds the sets it must take listeners
+ * out of itself, those created behind the hooks too (listeners.h). */
 HR_EXPORT int epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
 {
-	if (hr_is_steady() && !hr_fd_maybe_listener(hr_fd_get(fd)))
+	if (hr_steady_accepting())
 		return hr_real.epoll_ctl(epfd, op, fd, ev);
 	return hr_epoll_ctl_hooked(epfd, op, fd, ev);
 }
@@ -429,34 +444,57 @@ static int hr_rewait(int *r, int infinite)
 	return 0;
 }
 
+/* An epoll_wait() call: what a wait the keeper's wake interrupted needs to
+ * wait again. */
+struct hr_epoll_call {
+	int epfd, max, timeout;
+	struct epoll_event *ev;
+};
+
 /* The rest of an epoll_wait() that failed: absorbs the keeper's wake. */
-static __attribute__((noinline)) int hr_epoll_wait_failed(int epfd, struct epoll_event *ev,
-							  int max, int timeout)
+static __attribute__((noinline)) int hr_epoll_wait_failed(const struct hr_epoll_call *call)
 {
 	int r = -1;
-	while (r < 0 && hr_rewait(&r, timeout < 0)) {
-		hr_epoll_waiting(epfd);
-		r = hr_real.epoll_wait(epfd, ev, max, timeout);
+	while (r < 0 && hr_rewait(&r, call->timeout < 0)) {
+		hr_epoll_waiting(call->epfd);
+		r = hr_real.epoll_wait(call->epfd, call->ev, call->max, call->timeout);
 	}
+	return r;
+}
+
+static __attribute__((noinline)) int hr_epoll_wait_hooked(int epfd, struct epoll_event *ev,
+							  int max, int timeout)
+{
+	hr_libc_init();
+	if (hr_active)
+		hr_epoll_waiting(epfd);
+	int r = hr_real.epoll_wait(epfd, ev, max, timeout);
+	if (r < 0)
+		return hr_epoll_wait_failed(&(struct hr_epoll_call){epfd, max, timeout, ev});
 	return r;
 }
 
 HR_EXPORT int epoll_wait(int epfd, struct epoll_event *ev, int max, int timeout)
 {
-	/* Steady and accepting, hr_epoll_waiting has nothing to do. */
-	if (!hr_is_steady() || !hr_gen_accepting_mapped()) {
-		hr_libc_init();
-		if (hr_active)
-			hr_epoll_waiting(epfd);
-	}
+	/* Steady and accepting, hr_epoll_waiting has nothing to do. The
+	 * arguments go to the stack before the wait, where a failure finds
+	 * them: cheaper than registers saved and restored on every call. */
+	if (!hr_steady_accepting())
+		return hr_epoll_wait_hooked(epfd, ev, max, timeout);
+	struct hr_epoll_call call = {epfd, max, timeout, ev};
+	__asm__("" : : "m"(call));
 	int r = hr_real.epoll_wait(epfd, ev, max, timeout);
 	if (__builtin_expect(r < 0, 0))
-		return hr_epoll_wait_failed(epfd, ev, max, timeout);
+		return hr_epoll_wait_failed(&call);
 	return r;
 }
 
-HR_EXPORT int epoll_pwait(int epfd, struct epoll_event *ev, int max, int timeout,
-			  const sigset_t *mask)
+/* The other waits' short paths, steady and accepting: the call itself,
+ * and when the keeper's wake interrupted a wait with no deadline, the
+ * general path, which then has drain work to do before it waits again. */
+static __attribute__((noinline)) int hr_epoll_pwait_hooked(int epfd, struct epoll_event *ev,
+							   int max, int timeout,
+							   const sigset_t *mask)
 {
 	hr_libc_init();
 	int r;
@@ -468,8 +506,20 @@ HR_EXPORT int epoll_pwait(int epfd, struct epoll_event *ev, int max, int timeout
 	return r;
 }
 
-HR_EXPORT int epoll_pwait2(int epfd, struct epoll_event *ev, int max, const struct timespec *ts,
-			   const sigset_t *mask)
+HR_EXPORT int epoll_pwait(int epfd, struct epoll_event *ev, int max, int timeout,
+			  const sigset_t *mask)
+{
+	if (hr_steady_accepting()) {
+		int r = hr_real.epoll_pwait(epfd, ev, max, timeout, mask);
+		if (__builtin_expect(r >= 0, 1) || !hr_rewait(&r, timeout < 0))
+			return r;
+	}
+	return hr_epoll_pwait_hooked(epfd, ev, max, timeout, mask);
+}
+
+static __attribute__((noinline)) int hr_epoll_pwait2_hooked(int epfd, struct epoll_event *ev,
+							    int max, const struct timespec *ts,
+							    const sigset_t *mask)
 {
 	hr_libc_init();
 	if (!hr_real.epoll_pwait2) {
@@ -485,11 +535,23 @@ HR_EXPORT int epoll_pwait2(int epfd, struct epoll_event *ev, int max, const stru
 	return r;
 }
 
+HR_EXPORT int epoll_pwait2(int epfd, struct epoll_event *ev, int max, const struct timespec *ts,
+			   const sigset_t *mask)
+{
+	if (hr_steady_accepting() && hr_real.epoll_pwait2) {
+		int r = hr_real.epoll_pwait2(epfd, ev, max, ts, mask);
+		if (__builtin_expect(r >= 0, 1) || !hr_rewait(&r, ts == NULL))
+			return r;
+	}
+	return hr_epoll_pwait2_hooked(epfd, ev, max, ts, mask);
+}
+
 /* poll()-family: a generation that stopped accepting must not see its
  * listeners become readable; they are hidden for the call (a negative fd is
  * ignored by poll and gets revents 0). */
-static int hr_poll_common(struct pollfd *fds, nfds_t n, const struct timespec *ts, int timeout,
-			  const sigset_t *mask, int is_ppoll)
+static __attribute__((noinline)) int hr_poll_hooked(struct pollfd *fds, nfds_t n,
+						    const struct timespec *ts, int timeout,
+						    const sigset_t *mask, int is_ppoll)
 {
 	hr_libc_init();
 	/* Past 4096 entries the listeners stay visible (the stack copy below
@@ -524,6 +586,18 @@ static int hr_poll_common(struct pollfd *fds, nfds_t n, const struct timespec *t
 		if (hidden[i])
 			fds[i].fd = ~fds[i].fd;
 	return r;
+}
+
+/* Steady and accepting, no listener is to be hidden (nor looked for). */
+static int hr_poll_common(struct pollfd *fds, nfds_t n, const struct timespec *ts, int timeout,
+			  const sigset_t *mask, int is_ppoll)
+{
+	if (hr_steady_accepting()) {
+		int r = is_ppoll ? hr_real.ppoll(fds, n, ts, mask) : hr_real.poll(fds, n, timeout);
+		if (__builtin_expect(r >= 0, 1) || !hr_rewait(&r, is_ppoll ? ts == NULL : timeout < 0))
+			return r;
+	}
+	return hr_poll_hooked(fds, n, ts, timeout, mask, is_ppoll);
 }
 
 HR_EXPORT int poll(struct pollfd *fds, nfds_t n, int timeout)
@@ -586,7 +660,8 @@ static int hr_select_rewait(int *r, int infinite, int nfds, fd_set *rs, fd_set *
 	return 0;
 }
 
-HR_EXPORT int select(int nfds, fd_set *r, fd_set *w, fd_set *e, struct timeval *tv)
+static __attribute__((noinline)) int hr_select_hooked(int nfds, fd_set *r, fd_set *w,
+						      fd_set *e, struct timeval *tv)
 {
 	hr_libc_init();
 	int ret;
@@ -597,8 +672,21 @@ HR_EXPORT int select(int nfds, fd_set *r, fd_set *w, fd_set *e, struct timeval *
 	return ret;
 }
 
-HR_EXPORT int pselect(int nfds, fd_set *r, fd_set *w, fd_set *e, const struct timespec *ts,
-		      const sigset_t *mask)
+/* Steady and accepting, no listener bit is to be cleared (nor looked for). */
+HR_EXPORT int select(int nfds, fd_set *r, fd_set *w, fd_set *e, struct timeval *tv)
+{
+	if (hr_steady_accepting()) {
+		int ret = hr_real.select(nfds, r, w, e, tv);
+		if (__builtin_expect(ret >= 0, 1) ||
+		    !hr_select_rewait(&ret, tv == NULL, nfds, r, w, e))
+			return ret;
+	}
+	return hr_select_hooked(nfds, r, w, e, tv);
+}
+
+static __attribute__((noinline)) int hr_pselect_hooked(int nfds, fd_set *r, fd_set *w,
+						       fd_set *e, const struct timespec *ts,
+						       const sigset_t *mask)
 {
 	hr_libc_init();
 	int ret;
@@ -607,6 +695,18 @@ HR_EXPORT int pselect(int nfds, fd_set *r, fd_set *w, fd_set *e, const struct ti
 		ret = hr_real.pselect(nfds, r, w, e, ts, mask);
 	} while (hr_select_rewait(&ret, ts == NULL, nfds, r, w, e));
 	return ret;
+}
+
+HR_EXPORT int pselect(int nfds, fd_set *r, fd_set *w, fd_set *e, const struct timespec *ts,
+		      const sigset_t *mask)
+{
+	if (hr_steady_accepting()) {
+		int ret = hr_real.pselect(nfds, r, w, e, ts, mask);
+		if (__builtin_expect(ret >= 0, 1) ||
+		    !hr_select_rewait(&ret, ts == NULL, nfds, r, w, e))
+			return ret;
+	}
+	return hr_pselect_hooked(nfds, r, w, e, ts, mask);
 }
 
 HR_EXPORT int sigaction(int sig, const struct sigaction *act, struct sigaction *old)
@@ -749,10 +849,12 @@ HR_EXPORT int remove(const char *path)
  * own (the registers it saves are not saved on this path). */
 #define HR_READ_STEADY(fd, CALL, HOOKED)                                         \
 	do {                                                                     \
-		if (hr_is_steady() && hr_idle_read_nonblocking(fd)) {             \
+		if (hr_steady_accepting() && hr_idle_read_nonblocking(fd)) {      \
+			/* Read back only when the call failed. */               \
+			volatile int fd_ = (fd);                                 \
 			ssize_t r_ = (CALL);                                     \
 			if (__builtin_expect(r_ < 0, 0))                         \
-				hr_idle_read_done((fd), r_, 0);                  \
+				hr_idle_read_done(fd_, r_, 0);                   \
 			return r_;                                               \
 		}                                                                \
 		return HOOKED;                                                   \
@@ -848,6 +950,10 @@ HR_EXPORT ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
  * usual one saves no register and ends in a jump to libc. */
 #define HR_SEND_HOOK(fd, DRAINING, CALL)                                         \
 	do {                                                                     \
+		if (hr_steady_accepting()) {                                     \
+			hr_idle_note_send(fd);                                   \
+			return CALL;                                             \
+		}                                                                \
 		hr_libc_init();                                                  \
 		if (__builtin_expect(hr_idle_send(fd), 0))                       \
 			return DRAINING;                                         \

@@ -155,6 +155,13 @@ int hr_idle_conn(int fd, int overdue)
 	 * io_uring). */
 	if (ti.tcpi_last_data_sent + hr_same_instant_ms() < waiting_ms)
 		return 0;
+	/* Nothing received since the app last answered: a read that found
+	 * nothing after the first part of a request (an upload in pieces on a
+	 * kept-alive connection) waits for the rest, not for the next request.
+	 * The same tick counts as answered, as an answer is usually sent in the
+	 * tick its request came in. */
+	if (ti.tcpi_last_data_recv < ti.tcpi_last_data_sent)
+		return 0;
 	/* Nothing unread, nothing unsent. Sent but unacknowledged bytes do not
 	 * count (SIOCOUTQ would): a busy client acknowledges an answer with
 	 * its next request, so they are there between any two requests. */

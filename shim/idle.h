@@ -33,7 +33,7 @@ static inline uint32_t hr_idle_read_begin(int fd, int dontwait)
  * fails. */
 static inline int hr_idle_read_nonblocking(int fd)
 {
-	return (hr_fd_get(fd) & (HR_FD_KIND_MASK | HR_FD_NONBLOCK | HR_FD_READ_WAIT)) ==
+	return (hr_fd_peek(fd) & (HR_FD_KIND_MASK | HR_FD_NONBLOCK | HR_FD_READ_WAIT)) ==
 	       (HR_FD_CONN | HR_FD_NONBLOCK);
 }
 
@@ -45,25 +45,30 @@ static inline void hr_idle_read_end(int fd, uint32_t state, ssize_t r, int dontw
 }
 
 /* Before a send-family call on fd: the app answers, so it no longer waits.
- * Returns whether the generation drains: the caller then passes what it
+ * hr_idle_send also returns whether the generation drains: the caller then passes what it
  * sends to hr_idle_send_draining (head: its first n bytes; NULL: unseen). */
+static inline void hr_idle_note_send(int fd)
+{
+	if (hr_fd_peek(fd) & HR_FD_READ_WAIT)
+		atomic_fetch_and_explicit(hr_fd_entry(fd), ~HR_FD_READ_WAIT, memory_order_acq_rel);
+}
+
 static inline int hr_idle_send(int fd)
 {
-	if (hr_fd_get(fd) & HR_FD_READ_WAIT)
-		hr_fd_clear(fd, HR_FD_READ_WAIT);
+	hr_idle_note_send(fd);
 	return __builtin_expect(hr_gen_phase() != HR_PHASE_RUNNING, 0);
 }
 
 /* The app set or cleared O_NONBLOCK of fd, whose state is st (F_SETFL,
- * FIONBIO): the table is written only when that changes what it says. */
+ * FIONBIO): a connection's entry says so. */
 static inline void hr_idle_note_nonblock(int fd, uint32_t st, int nonblock)
 {
-	if (hr_fd_kind(st) != HR_FD_CONN || !(st & HR_FD_NONBLOCK) == !nonblock)
+	if (hr_fd_kind(st) != HR_FD_CONN)
 		return;
 	if (nonblock)
-		hr_fd_or(fd, HR_FD_NONBLOCK);
+		atomic_fetch_or_explicit(hr_fd_entry(fd), HR_FD_NONBLOCK, memory_order_acq_rel);
 	else
-		hr_fd_clear(fd, HR_FD_NONBLOCK);
+		atomic_fetch_and_explicit(hr_fd_entry(fd), ~HR_FD_NONBLOCK, memory_order_acq_rel);
 }
 
 /* Whether connection fd is idle by the rule above (TCP only); overdue: the

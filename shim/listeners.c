@@ -243,28 +243,34 @@ static void hr_accept_steady_cancelled(void *unused)
 	hr_gen_conn_add(-1);
 }
 
+/* A steady accept that got no connection: the count goes back, the app
+ * sees err. Out of line, so the usual path saves no register for it. */
+static __attribute__((noinline)) int hr_accept_steady_none(int err)
+{
+	hr_gen_conn_add(-1);
+	errno = err;
+	return -1;
+}
+
 /* The connection is counted before the call, as the count a drain waits
  * for (so it is never short of it), and the count is given back when no
  * connection came: one atomic add per connection. */
 int hr_listener_accept_steady(int fd, struct sockaddr *addr, socklen_t *len, int flags)
 {
 	hr_gen_conn_reserve();
-	if (!hr_gen_accepting_mapped()) {
-		hr_gen_conn_add(-1);
-		errno = EAGAIN; /* as hr_listener_accept tells a non-blocking caller */
-		return -1;
-	}
+	if (!hr_view_accepting())
+		return hr_accept_steady_none(EAGAIN); /* as hr_listener_accept tells a
+						       * non-blocking caller */
+	uint32_t state = HR_FD_CONN | ((flags & SOCK_NONBLOCK) ? HR_FD_NONBLOCK : 0);
 	int r;
 	pthread_cleanup_push(hr_accept_steady_cancelled, NULL);
 	r = hr_real.accept4(fd, addr, len, flags);
 	pthread_cleanup_pop(0);
-	if (r >= 0) {
-		hr_fd_set_accepted(r, HR_FD_CONN | ((flags & SOCK_NONBLOCK) ? HR_FD_NONBLOCK : 0));
-	} else {
-		int err = hr_gen_accepting_mapped() ? errno : EAGAIN; /* the drain ended it */
-		hr_gen_conn_add(-1);
-		errno = err;
-	}
+	if (__builtin_expect(r < 0, 0))
+		return hr_accept_steady_none(hr_view_accepting() ? errno
+								       : EAGAIN); /* the drain ended it */
+	if (__builtin_expect(!hr_fd_set_accepted(r, state), 0))
+		return hr_fd_set_accepted_high(r, state);
 	return r;
 }
 
@@ -454,16 +460,45 @@ static void hr_listeners_forget_stale(int top)
 			hr_fd_set(fd, HR_FD_NONE);
 }
 
+/* Whether fd, which the table does not know, is an epoll instance: one
+ * made behind the hooks (a raw system call, before the constructor ran). */
+static int hr_is_untracked_epoll(int fd)
+{
+	static const char epoll_link[] = "anon_inode:[eventpoll]";
+	char path[40], target[sizeof epoll_link];
+	snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+	ssize_t n = readlink(path, target, sizeof target);
+	return n == (ssize_t)sizeof epoll_link - 1 && memcmp(target, epoll_link, (size_t)n) == 0;
+}
+
+static void hr_epoll_drop_listeners(int ep, int top)
+{
+	for (int fd = 0; fd <= top; fd++)
+		if (hr_fd_kind(hr_fd_get(fd)) == HR_FD_LISTENER)
+			hr_real.epoll_ctl(ep, EPOLL_CTL_DEL, fd, NULL);
+}
+
 void hr_listeners_stop_local(void)
 {
 	int top = atomic_load(&hr_fds_hiwater);
 	hr_listeners_forget_stale(top);
-	for (int ep = 0; ep <= top; ep++) {
-		if (hr_fd_kind(hr_fd_get(ep)) != HR_FD_EPOLL)
-			continue;
-		for (int fd = 0; fd <= top; fd++)
-			if (hr_fd_kind(hr_fd_get(fd)) == HR_FD_LISTENER)
-				hr_real.epoll_ctl(ep, EPOLL_CTL_DEL, fd, NULL);
+	DIR *d = opendir("/proc/self/fd");
+	if (d) {
+		struct dirent *e;
+		while ((e = readdir(d))) {
+			char *end;
+			long ep = strtol(e->d_name, &end, 10);
+			if (end == e->d_name || *end || ep == dirfd(d) || ep > INT_MAX)
+				continue;
+			uint32_t st = hr_fd_get((int)ep);
+			if (hr_fd_kind(st) == HR_FD_EPOLL || (!st && hr_is_untracked_epoll((int)ep)))
+				hr_epoll_drop_listeners((int)ep, top);
+		}
+		closedir(d);
+	} else {
+		for (int ep = 0; ep <= top; ep++)
+			if (hr_fd_kind(hr_fd_get(ep)) == HR_FD_EPOLL)
+				hr_epoll_drop_listeners(ep, top);
 	}
 	hr_accept_wake_all();
 }

@@ -63,8 +63,10 @@ struct hr_listener_info {
 /* Distinct listening sockets of this process, for the successor and status. */
 int hr_listeners_collect(struct hr_listener_info *out, int max);
 
-/* Stops this process accepting: removes listeners from its epoll sets and
- * wakes threads blocked in accept(). */
+/* Stops this process accepting: removes listeners from its epoll sets
+ * (those the table knows, and those /proc/self/fd shows: in the steady
+ * state the epoll_ctl() hook notes none) and wakes threads blocked in
+ * accept(). */
 void hr_listeners_stop_local(void);
 
 /* Refuses new connections on every listener (graceful stop, no successor). */

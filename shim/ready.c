@@ -10,7 +10,6 @@
 #include <time.h>
 
 _Atomic int hr_ready_pending;
-_Atomic int hr_steady;
 static _Atomic long long hr_last_claim_ms;
 
 long long hr_now_ms(void)
@@ -22,7 +21,8 @@ long long hr_now_ms(void)
 
 /* Under a keeper, what readiness means inside each process, done by the
  * first wait that sees the keeper declared it: nothing left for the app's
- * children to misread, inherited listeners the app did not take closed. */
+ * children to misread, inherited listeners the app did not take closed.
+ * Then the hooks' short paths go live (gen.h). */
 static void hr_ready_finish_local(void)
 {
 	if (!hr_under_keeper())
@@ -31,7 +31,8 @@ static void hr_ready_finish_local(void)
 	unsetenv("LISTEN_FDS");
 	unsetenv("LISTEN_PID");
 	unsetenv("LISTEN_FDNAMES");
-	atomic_store(&hr_steady, 1);
+	if (hr_gen_view_live() < 0)
+		hr_debug("the hooks keep their general paths (the phase view is not mapped)");
 }
 
 void hr_ready_waiting_slow(void)

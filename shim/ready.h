@@ -13,17 +13,6 @@ extern _Atomic int hr_ready_pending;
 
 void hr_ready_waiting_slow(void);
 
-/* Set once this process is past readiness under a keeper (constructor
- * done, libc bound, no thread, no readiness note left): the hooks then
- * take their short paths, one load and a branch to get there. Only ever
- * goes from 0 to 1. */
-extern _Atomic int hr_steady;
-
-static inline int hr_is_steady(void)
-{
-	return __builtin_expect(atomic_load_explicit(&hr_steady, memory_order_relaxed), 1);
-}
-
 static inline void hr_ready_note_waiting(void)
 {
 	if (atomic_load_explicit(&hr_ready_pending, memory_order_relaxed))

@@ -12,8 +12,8 @@ import threading
 import time
 
 from harness import (Load, Server, check, check_no_errors, deploy, free_port, http_get,
-                     pid_alive, proc_children, server_bin, held_slow_request, status_json, wait_for, SCALE,
-                     WRAPPER)
+                     pid_alive, proc_children, server_bin, held_slow_request, stat_cpu_s, status_json,
+                     wait_for, SCALE, WRAPPER)
 
 
 def term_close(how):
@@ -136,14 +136,21 @@ def streamed(mode):
 
 test_rcvtimeo.quick = True
 
-def test_eintr_fatal(env):
+def eintr_fatal(model):
     """Issue 13 item 1: an app with no signal handler that treats EINTR from
-    epoll_wait() as fatal. Under the keeper its restarts and stop never
-    install a handler in it, and the old generation's drain work happens in
-    its own waits with the keeper's wake absorbed: a request in flight on the
-    old generation completes at every restart and at the stop."""
+    its wait (epoll_wait(), poll(), select()) as fatal. Under the keeper its
+    restarts and stop never install a handler in it, and the old
+    generation's drain work happens in its own waits with the keeper's wake
+    absorbed, the steady state's short paths included: a request in flight
+    on the old generation completes at every restart and at the stop."""
+    def test(env):
+        return test_eintr_fatal(env, model)
+    return test
+
+
+def test_eintr_fatal(env, model):
     port = free_port()
-    srv = Server(env, "eintr", [server_bin("epoll_lt"), "--port", str(port), "--eintr-fatal"])
+    srv = Server(env, "eintr_" + model, [server_bin(model), "--port", str(port), "--eintr-fatal"])
     srv.wait_ready()
     load = Load(120, port=port)
     for _ in range(3):
@@ -154,7 +161,7 @@ def test_eintr_fatal(env):
               "request in flight on the old generation: %r" % (result.get("r"),))
         srv.wait_gone(old, 15)
     res = load.finish(time.monotonic() + 1)
-    check_no_errors(res, "epoll_lt --eintr-fatal")
+    check_no_errors(res, model + " --eintr-fatal")
     t, result = held_slow_request(port, srv.connections, 10)
     os.kill(srv.keeper, signal.SIGTERM)
     t.join(10 * SCALE)
@@ -162,7 +169,7 @@ def test_eintr_fatal(env):
           (result.get("r"),))
     check(srv.proc.wait(15 * SCALE) == 0, "the keeper exited %s" % srv.proc.returncode)
     check("EINTR is fatal" not in srv.log_text(), "the app saw an EINTR:\n%s" % srv.tail())
-    return dict(res, server="epoll_lt --eintr-fatal", restarts=3, exit_ms=None)
+    return dict(res, server=model + " --eintr-fatal", restarts=3, exit_ms=None)
 
 
 
@@ -253,13 +260,6 @@ def test_control_clients(env):
             s.close()
 
 
-def stat_cpu_s(path):
-    """CPU seconds (user + system) in a /proc stat file."""
-    with open(path) as f:
-        fields = f.read().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def agent_cpu_s(pid):
     """CPU seconds of the process's threads other than its main thread (the
     app is single-threaded: that is the library's agent)."""
@@ -346,7 +346,9 @@ def test_owner_killed(env):
 
 
 TESTS = [
-    ("EINTR-fatal app: restarts and stop under the keeper", test_eintr_fatal),
+    ("EINTR-fatal app: restarts and stop under the keeper", eintr_fatal("epoll_lt")),
+    ("EINTR-fatal app (poll): restarts and stop under the keeper", eintr_fatal("poll")),
+    ("EINTR-fatal app (select): restarts and stop under the keeper", eintr_fatal("select")),
     ("TERM handler closes the parked listener", term_close("close")),
     ("TERM handler shuts down the parked listener", term_close("shutdown")),
     ("accept() with SO_RCVTIMEO keeps timing out", test_rcvtimeo),

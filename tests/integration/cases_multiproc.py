@@ -5,11 +5,12 @@ obvious hooks."""
 import os
 import re
 import shutil
+import socket
 import time
 
 from cases_core import ExitWatch, lighttpd_config, restart_under_load
 from harness import (Load, Server, status_json, check, check_no_errors, free_port, http_get, pid_alive,
-                     proc_children, read_pid, server_bin, wait_for, SCALE)
+                     proc_children, read_pid, server_bin, stat_cpu_s, wait_for, SCALE)
 
 
 def ppid_of(pid):
@@ -230,6 +231,65 @@ def bypass(mode):
 
 
 TESTS += [("bypass: " + m, bypass(m)) for m in ("closefrom", "close-range", "dup", "syscall")]
+
+
+def short_paths_live(pid):
+    """Whether the library's hooks take their short paths in pid: the
+    generation region's first page is then mapped inside the library's own
+    data (shim/gen.h), between two of its mappings."""
+    with open("/proc/%d/maps" % pid) as f:
+        lines = f.read().splitlines()
+    in_library = [ "/libhotrestart.so" in line for line in lines]
+    return any("hotrestart-generation" in line and 0 < i < len(lines) - 1 and
+               in_library[i - 1] and in_library[i + 1] for i, line in enumerate(lines))
+
+
+def test_listener_in_unseen_epoll_set(env):
+    """Steady, the epoll_ctl() hook notes nothing. A listener the app adds,
+    once it is up, to an epoll set made by a raw system call must still be
+    taken out of that set when its generation stops accepting: else the old
+    generation's level-triggered loop spins on every connection queued for
+    its successor."""
+    port = free_port()
+    flag = env.path("late-%d" % port)
+    srv = Server(env, "bypass_late", [server_bin("bypass"), "--mode", "late", "--late-flag", flag,
+                                      "--port", str(port)], drain_timeout=20)
+    old = srv.wait_ready()
+    wait_for(lambda: short_paths_live(old), 10, "the hooks' short paths to go live")
+    open(flag, "w").close()
+    wait_for(lambda: "late: the listener is in the epoll set" in srv.log_text(), 10,
+             "the listener to join the raw epoll set")
+    status, headers, _ = http_get(port)
+    check(status == 200 and headers.get("x-pid") == str(old), "the first generation does not serve")
+    # A first request left unfinished: never idle, it holds the old
+    # generation until the test completes it.
+    partial = socket.create_connection(("127.0.0.1", port), timeout=10 * SCALE)
+    partial.sendall(b"GET / HTTP/1.1\r\nHost: test\r\n")
+    wait_for(lambda: srv.connections() >= 1, 10, "the unfinished request to be held")
+    os.unlink(flag)  # the successor waits without its listener: nobody accepts
+    old2, new, _ = srv.restart_ok()
+    check(old2 == old, "restarted the wrong process")
+    queued = socket.create_connection(("127.0.0.1", port), timeout=10 * SCALE)
+    before = stat_cpu_s("/proc/%d/stat" % old)
+    time.sleep(1.0)  # a window of wall time to measure CPU in: no event to wait for
+    spent = stat_cpu_s("/proc/%d/stat" % old) - before
+    check(spent < 0.3, "the draining generation spent %.2f s of CPU in 1 s on the listener "
+          "still in its epoll set" % spent)
+    open(flag, "w").close()
+    queued.sendall(b"GET / HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n")
+    answer = queued.recv(4096)
+    check(b" 200 " in answer.split(b"\r\n", 1)[0] and b"x-pid: %d" % new in answer.lower(),
+          "the queued connection was not served by the successor: %r" % answer[:200])
+    partial.sendall(b"Connection: close\r\n\r\n")
+    answer = partial.recv(4096)
+    check(b" 200 " in answer.split(b"\r\n", 1)[0] and b"x-pid: %d" % old in answer.lower(),
+          "the held request was not finished by the old generation: %r" % answer[:200])
+    for s in (queued, partial):
+        s.close()
+    srv.wait_gone(old, 10)
+
+
+TESTS.append(("bypass: listener added late to a raw epoll set", test_listener_in_unseen_epoll_set))
 
 
 def hold_keepalive(port, n):

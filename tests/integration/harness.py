@@ -446,6 +446,13 @@ def start_slow_request(port):
     return t, result
 
 
+def stat_cpu_s(path):
+    """CPU seconds (user + system) in a /proc stat file."""
+    with open(path) as f:
+        fields = f.read().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def held_slow_request(port, connections, limit_s=5):
     """A /slow request, returned as start_slow_request's (thread, result)
     once connections() counted it held. A count can come back later than

@@ -8,6 +8,10 @@
  *                is dup2() of /dev/null over the connection
  *   syscall      accept4, epoll_ctl, epoll_wait and close through
  *                syscall(), as libuv does
+ *   late         the epoll set made through syscall(); the listener goes
+ *                into it only once the file --late-flag names exists (as
+ *                servers that register it once they are up, or toggle it,
+ *                do)
  * Otherwise a level-triggered epoll loop like epoll_lt. */
 #define _GNU_SOURCE
 #include "common.h"
@@ -21,9 +25,10 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-enum mode { M_CLOSEFROM, M_CLOSE_RANGE, M_DUP, M_SYSCALL };
+enum mode { M_CLOSEFROM, M_CLOSE_RANGE, M_DUP, M_SYSCALL, M_LATE };
 static enum mode mode = M_DUP;
 static int devnull = -1;
+static const char *late_flag = "";
 
 static int do_accept(int lfd)
 {
@@ -68,18 +73,25 @@ static uint32_t events_for(enum conn_status st)
 
 int main(int argc, char **argv)
 {
-    /* Take --mode out before the common parser sees the command line. */
+    /* Take --mode and --late-flag out before the common parser sees the
+     * command line. */
     for (int i = 1; i + 1 < argc; i++)
-        if (strcmp(argv[i], "--mode") == 0) {
+        if (strcmp(argv[i], "--late-flag") == 0) {
+            late_flag = argv[i + 1];
+            memmove(argv + i, argv + i + 2, (size_t)(argc - i - 1) * sizeof *argv);
+            argc -= 2;
+            i--;
+        } else if (strcmp(argv[i], "--mode") == 0) {
             const char *m = argv[i + 1];
             mode = !strcmp(m, "closefrom")     ? M_CLOSEFROM
                    : !strcmp(m, "close-range") ? M_CLOSE_RANGE
                    : !strcmp(m, "syscall")     ? M_SYSCALL
+                   : !strcmp(m, "late")        ? M_LATE
                    : !strcmp(m, "dup")         ? M_DUP
                                                : (srv_log("unknown mode %s", m), exit(2), M_DUP);
             memmove(argv + i, argv + i + 2, (size_t)(argc - i - 1) * sizeof *argv);
             argc -= 2;
-            break;
+            i--;
         }
     if (mode == M_CLOSEFROM)
         closefrom(3);
@@ -96,16 +108,26 @@ int main(int argc, char **argv)
         lfd = dup3(moved, moved + 1, O_CLOEXEC);
         close(moved);
     }
-    int ep = epoll_create1(EPOLL_CLOEXEC);
-    if (lfd < 0 || ep < 0 || do_ctl(ep, EPOLL_CTL_ADD, lfd, EPOLLIN) < 0)
+    int ep = mode == M_LATE ? (int)syscall(SYS_epoll_create1, EPOLL_CLOEXEC)
+                            : epoll_create1(EPOLL_CLOEXEC);
+    if (lfd < 0 || ep < 0 || (mode != M_LATE && do_ctl(ep, EPOLL_CTL_ADD, lfd, EPOLLIN) < 0))
         srv_die("set-up");
+    int listening = mode != M_LATE;
 
     struct conn_table t = {0};
     struct epoll_event evs[64];
     while (!srv_stop) {
-        int n = mode == M_SYSCALL
-                    ? (int)syscall(SYS_epoll_wait, ep, evs, 64, ctab_timeout(&t))
-                    : epoll_wait(ep, evs, 64, ctab_timeout(&t));
+        if (!listening && access(late_flag, F_OK) == 0) {
+            if (do_ctl(ep, EPOLL_CTL_ADD, lfd, EPOLLIN) < 0)
+                srv_die("epoll_ctl ADD listener");
+            listening = 1;
+            srv_log("late: the listener is in the epoll set");
+        }
+        int timeout = ctab_timeout(&t);
+        if (!listening && (timeout < 0 || timeout > 50))
+            timeout = 50; /* looks for the flag this often */
+        int n = mode == M_SYSCALL ? (int)syscall(SYS_epoll_wait, ep, evs, 64, timeout)
+                                  : epoll_wait(ep, evs, 64, timeout);
         if (n < 0) {
             if (errno == EINTR)
                 continue;

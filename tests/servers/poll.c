@@ -60,6 +60,8 @@ int main(int argc, char **argv)
                 };
         }
         if (poll(pfds, n, ctab_timeout(&t)) < 0) {
+            if (errno == EINTR && srv_eintr_fatal)
+                srv_die("poll interrupted: EINTR is fatal here");
             if (errno == EINTR)
                 continue;
             srv_die("poll");

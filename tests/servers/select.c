@@ -67,6 +67,8 @@ int main(int argc, char **argv)
         int ms = ctab_timeout(&t);
         struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
         if (select(maxfd + 1, &rd, &wr, NULL, ms < 0 ? NULL : &tv) < 0) {
+            if (errno == EINTR && srv_eintr_fatal)
+                srv_die("select interrupted: EINTR is fatal here");
             if (errno == EINTR)
                 continue;
             srv_die("select");

@@ -1,5 +1,7 @@
 #include "helpers.h"
 
+#include "gen.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -165,6 +167,16 @@ int ut_closed_fd(void)
 	for (int fd = 1000;; fd++)
 		if (fcntl(fd, F_GETFD) < 0 && errno == EBADF)
 			return fd;
+}
+
+/* ---- generation ---- */
+
+int ut_gen_init_region(void)
+{
+	int fd = memfd_create("ut-generation", MFD_CLOEXEC);
+	if (fd < 0 || ftruncate(fd, sizeof(struct hr_gen)) < 0)
+		return -1;
+	return hr_gen_init(fd, -1);
 }
 
 /* ---- forked child ---- */

@@ -52,6 +52,12 @@ int ut_unix_listener(const char *path, struct sockaddr_storage *addr, socklen_t 
 /* An fd number that is certainly not open right now. */
 int ut_closed_fd(void);
 
+/* ---- generation ---- */
+
+/* hr_gen_init() on a region made as the keeper makes it (a memfd), so that
+ * the hooks' phase view can go live (hr_gen_view_live); returns its result. */
+int ut_gen_init_region(void);
+
 /* ---- forked child ----
  * Criterion's worker process keeps its own descriptors at 3 and up, and a
  * helper thread uses them. Tests that must place listeners at fds 3.. run

@@ -30,18 +30,31 @@ static int lfd = -1;
  * running. The agent thread that accept() starts stays asleep: without a
  * wake eventfd it never sees the phase change, so only the test stops
  * accepting (as the agent would: phase first, then the local stop). */
-static void setup(void)
+static void setup_listener(int keeper_region)
 {
 	hr_libc_init();
 	hr_cfg.wake_signal = SIGRTMAX - 2;
 	hr_fdtable_init();
-	cr_assert_eq(hr_gen_init(-1, -1), 0);
+	cr_assert_eq(keeper_region ? ut_gen_init_region() : hr_gen_init(-1, -1), 0);
 	atomic_store(&hr_gen->wake_fd, -1);
 	struct sockaddr_storage addr;
 	socklen_t len;
 	lfd = ut_tcp_listener(AF_INET, &addr, &len);
 	cr_assert_geq(lfd, 0);
 	hr_fd_set(lfd, HR_FD_LISTENER);
+}
+
+static void setup(void)
+{
+	setup_listener(0);
+}
+
+/* The same in a steady process under a keeper: the phase view is live, so
+ * the steady accept reads the region's phase as the hooks do. */
+static void setup_steady(void)
+{
+	setup_listener(1);
+	cr_assert_eq(hr_gen_view_live(), 0);
 }
 
 static void stop_accepting(void)
@@ -206,7 +219,7 @@ static int connected_client(void)
 	return c;
 }
 
-Test(accept_steady, connection_is_counted_before_the_call_returns, .init = setup)
+Test(accept_steady, connection_is_counted_before_the_call_returns, .init = setup_steady)
 {
 	int c = connected_client();
 	int fd = hr_listener_accept_steady(lfd, NULL, NULL, SOCK_NONBLOCK);
@@ -219,7 +232,7 @@ Test(accept_steady, connection_is_counted_before_the_call_returns, .init = setup
 	close(c);
 }
 
-Test(accept_steady, no_connection_once_the_generation_drains, .init = setup)
+Test(accept_steady, no_connection_once_the_generation_drains, .init = setup_steady)
 {
 	int c = connected_client();
 	atomic_store(&hr_gen->phase, HR_PHASE_DRAINING);
@@ -244,7 +257,7 @@ static int accept4_ended_by_drain(int fd, struct sockaddr *addr, socklen_t *len,
 	return -1;
 }
 
-Test(accept_steady, call_the_drain_ended_reports_no_connection_yet, .init = setup)
+Test(accept_steady, call_the_drain_ended_reports_no_connection_yet, .init = setup_steady)
 {
 	hr_real.accept4 = accept4_ended_by_drain;
 	errno = 0;
@@ -263,7 +276,7 @@ static int accept4_counted(int fd, struct sockaddr *addr, socklen_t *len, int fl
 	return real_accept4(fd, addr, len, flags);
 }
 
-Test(accept_steady, drain_counts_the_connection_while_the_call_is_under_way, .init = setup)
+Test(accept_steady, drain_counts_the_connection_while_the_call_is_under_way, .init = setup_steady)
 {
 	int c = connected_client();
 	real_accept4 = hr_real.accept4;

@@ -1,10 +1,13 @@
-/* Unit tests for the generation's process slots (shim/gen.c): a slot names
+/* Unit tests for the generation (shim/gen.c). Process slots: a slot names
  * its process by PID and start time, so a PID reused by another process
- * after the slot's process died is neither counted nor signalled. */
+ * after the slot's process died is neither counted nor signalled. The
+ * phase view: the hooks' short paths run only in a steady process, and
+ * stop the moment the keeper changes the phase. */
 #include <criterion/criterion.h>
 
 #include "fdtable.h"
 #include "gen.h"
+#include "helpers.h"
 #include "libc.h"
 
 #include <signal.h>
@@ -114,4 +117,60 @@ Test(gen, member_is_counted_and_signalled)
 	cr_assert_eq(hr_gen_count(1), 2);
 	hr_gen_kill_others(SIGKILL);
 	cr_assert(bystander_killed(), "the generation's own process was not signalled");
+}
+
+/* ======== the phase view the hooks test first ======== */
+
+static void setup_view(void)
+{
+	hr_libc_init();
+	hr_fdtable_init();
+	cr_assert_eq(ut_gen_init_region(), 0);
+}
+
+TestSuite(gen_view, .init = setup_view, .timeout = 20);
+
+Test(gen_view, general_paths_until_the_process_is_steady)
+{
+	cr_assert_eq(atomic_load(&hr_gen->phase), HR_PHASE_RUNNING);
+	cr_assert_not(hr_steady_accepting(), "short paths before readiness was finished");
+	cr_assert_eq(hr_gen_view_live(), 0);
+	cr_assert(hr_steady_accepting());
+}
+
+Test(gen_view, reads_the_phase_the_keeper_sets)
+{
+	cr_assert_eq(hr_gen_view_live(), 0);
+	atomic_store(&hr_gen->phase, HR_PHASE_DRAINING);
+	cr_assert_not(hr_steady_accepting(), "short paths while the generation drains");
+	cr_assert_not(hr_view_accepting());
+	atomic_store(&hr_gen->phase, HR_PHASE_RUNNING);
+	cr_assert(hr_view_accepting());
+}
+
+Test(gen_view, fork_child_shares_the_live_view)
+{
+	cr_assert_eq(hr_gen_view_live(), 0);
+	pid_t child = fork();
+	cr_assert_geq(child, 0);
+	if (child == 0) {
+		/* Exits 0 once it sees the parent's store, 1 after 5 s. */
+		for (int ms = 0; ms < 5000; ms++) {
+			if (!hr_steady_accepting())
+				_exit(0);
+			poll(NULL, 0, 1);
+		}
+		_exit(1);
+	}
+	atomic_store(&hr_gen->phase, HR_PHASE_STOPPING);
+	int status;
+	cr_assert_eq(waitpid(child, &status, 0), child);
+	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+		  "the child kept its short paths after the phase changed");
+}
+
+Test(gen, view_needs_the_keeper_region)
+{
+	cr_assert_eq(hr_gen_view_live(), -1, "an anonymous region has no page to map again");
+	cr_assert_not(hr_steady_accepting());
 }

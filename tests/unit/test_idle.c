@@ -144,6 +144,39 @@ Test(idle, request_read_in_pieces_is_not_cut)
 	cr_assert_eq(peek_input(), -1);
 }
 
+/* A non-blocking server that read the next request's first part and then
+ * found nothing more: the drain's look at its connections leaves it be. */
+Test(idle, request_half_received_is_not_idle)
+{
+	server_reads("request");
+	server_answers();
+	hr_fd_or(conn, HR_FD_NONBLOCK);
+	/* The next request's first part, in a later tick than the answer. */
+	cr_assert(WAIT_UNTIL(info_of(conn).tcpi_last_data_sent > 0, 5000));
+	server_reads("POST /upload HTTP/1.1\r\n");
+	errno = EAGAIN;
+	hr_idle_read_done(conn, -1, 0);
+	cr_assert(hr_fd_get(conn) & HR_FD_READ_WAIT);
+	atomic_store(&hr_gen->phase, HR_PHASE_DRAINING);
+	cr_assert_eq(hr_drain_close_idle(), 0, "the rest of the request would be cut");
+	cr_assert_not(hr_fd_get(conn) & HR_FD_SHUT_READ);
+	cr_assert_eq(peek_input(), -1);
+}
+
+/* The same connection between requests is idle. */
+Test(idle, answered_connection_is_idle_to_the_drain)
+{
+	server_reads("request");
+	server_answers();
+	hr_fd_or(conn, HR_FD_NONBLOCK);
+	errno = EAGAIN;
+	hr_idle_read_done(conn, -1, 0);
+	atomic_store(&hr_gen->phase, HR_PHASE_DRAINING);
+	cr_assert_eq(hr_drain_close_idle(), 1);
+	cr_assert(hr_fd_get(conn) & HR_FD_SHUT_READ);
+	cr_assert_eq(peek_input(), 0);
+}
+
 Test(idle, unread_request_is_not_cut)
 {
 	server_reads("request");
