@@ -307,8 +307,10 @@ HR_EXPORT int hr_fcntl_hook(int fd, int cmd, void *arg)
 	if (hr_steady_accepting()) {
 		if (cmd == F_SETFL) {
 			uint32_t st = hr_fd_peek(fd);
-			if (hr_fd_kind(st) == HR_FD_CONN)
+			if (hr_fd_kind(st) == HR_FD_CONN) {
 				hr_idle_note_nonblock(fd, st, ((int)(intptr_t)arg & O_NONBLOCK) != 0);
+				return hr_real.fcntl(fd, cmd, arg);
+			}
 			if (!(st & HR_FD_GUARDED))
 				return hr_real.fcntl(fd, cmd, arg);
 		} else if (cmd == F_GETFL) {

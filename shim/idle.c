@@ -15,6 +15,10 @@
 #include <sys/uio.h>
 #include <time.h>
 
+/* How long the rest of a request may take to come before the
+ * connection counts as idle anyway. */
+#define HR_IDLE_REST_MS 1000
+
 static uint32_t hr_coarse_ms(void)
 {
 	struct timespec ts;
@@ -155,12 +159,15 @@ int hr_idle_conn(int fd, int overdue)
 	 * io_uring). */
 	if (ti.tcpi_last_data_sent + hr_same_instant_ms() < waiting_ms)
 		return 0;
-	/* Nothing received since the app last answered: a read that found
-	 * nothing after the first part of a request (an upload in pieces on a
-	 * kept-alive connection) waits for the rest, not for the next request.
-	 * The same tick counts as answered, as an answer is usually sent in the
-	 * tick its request came in. */
-	if (ti.tcpi_last_data_recv < ti.tcpi_last_data_sent)
+	/* Nothing received since the app last answered, or nothing for a
+	 * while: a read that found nothing after the first part of a request
+	 * (an upload in pieces on a kept-alive connection) waits for the rest
+	 * as long as it keeps coming. Input that needs no answer (an HTTP/2
+	 * window update, a WebSocket pong) leaves the connection idle once it
+	 * is that old. The same tick counts as answered: an answer is usually
+	 * sent in the tick its request came in. */
+	if (ti.tcpi_last_data_recv < ti.tcpi_last_data_sent &&
+	    ti.tcpi_last_data_recv < HR_IDLE_REST_MS)
 		return 0;
 	/* Nothing unread, nothing unsent. Sent but unacknowledged bytes do not
 	 * count (SIOCOUTQ would): a busy client acknowledges an answer with

@@ -460,17 +460,6 @@ static void hr_listeners_forget_stale(int top)
 			hr_fd_set(fd, HR_FD_NONE);
 }
 
-/* Whether fd, which the table does not know, is an epoll instance: one
- * made behind the hooks (a raw system call, before the constructor ran). */
-static int hr_is_untracked_epoll(int fd)
-{
-	static const char epoll_link[] = "anon_inode:[eventpoll]";
-	char path[40], target[sizeof epoll_link];
-	snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
-	ssize_t n = readlink(path, target, sizeof target);
-	return n == (ssize_t)sizeof epoll_link - 1 && memcmp(target, epoll_link, (size_t)n) == 0;
-}
-
 static void hr_epoll_drop_listeners(int ep, int top)
 {
 	for (int fd = 0; fd <= top; fd++)
@@ -478,28 +467,59 @@ static void hr_epoll_drop_listeners(int ep, int top)
 			hr_real.epoll_ctl(ep, EPOLL_CTL_DEL, fd, NULL);
 }
 
+void hr_listeners_drop_from_epolls(void)
+{
+	int top = atomic_load(&hr_fds_hiwater);
+	for (int ep = 0; ep <= top; ep++)
+		if (hr_fd_kind(hr_fd_get(ep)) == HR_FD_EPOLL)
+			hr_epoll_drop_listeners(ep, top);
+}
+
+/* Whether the entry name of directory dir (a /proc fd listing) is a link
+ * to an epoll instance. */
+static int hr_links_to_epoll(int dir, const char *name)
+{
+	static const char epoll_link[] = "anon_inode:[eventpoll]";
+	char target[sizeof epoll_link];
+	ssize_t n = readlinkat(dir, name, target, sizeof target);
+	return n == (ssize_t)sizeof epoll_link - 1 && memcmp(target, epoll_link, (size_t)n) == 0;
+}
+
+/* The epoll sets the table does not know: made behind the hooks (a raw
+ * system call, before the constructor ran, at a number closed unseen and
+ * reused), or by the app in the steady state. Listed from
+ * /proc/thread-self/fd (the process's table even once its main thread has
+ * exited), without allocating. */
+static void hr_drop_from_unseen_epolls(int top)
+{
+	int dir = hr_real.openat(AT_FDCWD, "/proc/thread-self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dir < 0)
+		dir = hr_real.openat(AT_FDCWD, "/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dir < 0)
+		return; /* no /proc, or out of fds: the table's sets only */
+	char buf[4096];
+	ssize_t n;
+	while ((n = getdents64(dir, buf, sizeof buf)) > 0)
+		for (ssize_t off = 0; off < n;) {
+			struct dirent64 *e = (struct dirent64 *)(buf + off);
+			off += e->d_reclen;
+			int fd = 0, digits = 0;
+			for (const char *c = e->d_name; *c >= '0' && *c <= '9' && digits < 10;
+			     c++, digits++)
+				fd = fd * 10 + (*c - '0');
+			if (digits && fd != dir && hr_fd_kind(hr_fd_get(fd)) != HR_FD_EPOLL &&
+			    hr_links_to_epoll(dir, e->d_name))
+				hr_epoll_drop_listeners(fd, top);
+		}
+	hr_real.close(dir);
+}
+
 void hr_listeners_stop_local(void)
 {
 	int top = atomic_load(&hr_fds_hiwater);
 	hr_listeners_forget_stale(top);
-	DIR *d = opendir("/proc/self/fd");
-	if (d) {
-		struct dirent *e;
-		while ((e = readdir(d))) {
-			char *end;
-			long ep = strtol(e->d_name, &end, 10);
-			if (end == e->d_name || *end || ep == dirfd(d) || ep > INT_MAX)
-				continue;
-			uint32_t st = hr_fd_get((int)ep);
-			if (hr_fd_kind(st) == HR_FD_EPOLL || (!st && hr_is_untracked_epoll((int)ep)))
-				hr_epoll_drop_listeners((int)ep, top);
-		}
-		closedir(d);
-	} else {
-		for (int ep = 0; ep <= top; ep++)
-			if (hr_fd_kind(hr_fd_get(ep)) == HR_FD_EPOLL)
-				hr_epoll_drop_listeners(ep, top);
-	}
+	hr_listeners_drop_from_epolls();
+	hr_drop_from_unseen_epolls(top);
 	hr_accept_wake_all();
 }
 

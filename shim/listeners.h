@@ -64,10 +64,13 @@ struct hr_listener_info {
 int hr_listeners_collect(struct hr_listener_info *out, int max);
 
 /* Stops this process accepting: removes listeners from its epoll sets
- * (those the table knows, and those /proc/self/fd shows: in the steady
- * state the epoll_ctl() hook notes none) and wakes threads blocked in
- * accept(). */
+ * (those the table knows, and those /proc shows: in the steady state the
+ * epoll_ctl() hook notes none) and wakes threads blocked in accept().
+ * Allocates nothing. */
 void hr_listeners_stop_local(void);
+/* Removes listeners from the epoll sets the table knows again: a
+ * registration the app made as accepting stopped may land after the stop. */
+void hr_listeners_drop_from_epolls(void);
 
 /* Refuses new connections on every listener (graceful stop, no successor). */
 void hr_listeners_shut(void);

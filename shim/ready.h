@@ -7,8 +7,8 @@
 
 #pragma GCC visibility push(hidden)
 
-/* Set until this generation reported readiness; hooks test it first so the
- * steady state costs one relaxed load. */
+/* Set until this process finished readiness (ready.c); the general paths
+ * test it, the short paths (gen.h) run only once it is done. */
 extern _Atomic int hr_ready_pending;
 
 void hr_ready_waiting_slow(void);

@@ -14,6 +14,8 @@ void hr_waits_drain_step(void)
 	if (atomic_exchange(&stopped_in, hr_self) != hr_self)
 		hr_listeners_stop_local();
 	long long now = hr_now_ms(), due = atomic_load(&next_scan_ms);
-	if (now >= due && atomic_compare_exchange_strong(&next_scan_ms, &due, now + HR_IDLE_SCAN_MS))
+	if (now >= due && atomic_compare_exchange_strong(&next_scan_ms, &due, now + HR_IDLE_SCAN_MS)) {
+		hr_listeners_drop_from_epolls();
 		hr_drain_close_idle();
+	}
 }

@@ -234,14 +234,20 @@ TESTS += [("bypass: " + m, bypass(m)) for m in ("closefrom", "close-range", "dup
 
 
 def short_paths_live(pid):
-    """Whether the library's hooks take their short paths in pid: the
-    generation region's first page is then mapped inside the library's own
-    data (shim/gen.h), between two of its mappings."""
+    """Whether the library's hooks take their short paths in pid: a page of
+    the generation region is then mapped inside the address range of the
+    library's own mappings (shim/gen.h)."""
+    def span(line):
+        lo, hi = line.split()[0].split("-")
+        return int(lo, 16), int(hi, 16)
     with open("/proc/%d/maps" % pid) as f:
         lines = f.read().splitlines()
-    in_library = [ "/libhotrestart.so" in line for line in lines]
-    return any("hotrestart-generation" in line and 0 < i < len(lines) - 1 and
-               in_library[i - 1] and in_library[i + 1] for i, line in enumerate(lines))
+    library = [span(line) for line in lines if "/libhotrestart.so" in line]
+    if not library:
+        return False
+    first, last = min(lo for lo, _ in library), max(hi for _, hi in library)
+    return any(first < span(line)[0] < last for line in lines
+               if "hotrestart-generation" in line)
 
 
 def test_listener_in_unseen_epoll_set(env):

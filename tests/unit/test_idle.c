@@ -163,6 +163,23 @@ Test(idle, request_half_received_is_not_idle)
 	cr_assert_eq(peek_input(), -1);
 }
 
+/* Input that came after the last answer and was followed by nothing for
+ * a second needed no answer (an HTTP/2 window update): idle after all. */
+Test(idle, input_without_answer_is_idle_once_quiet)
+{
+	server_reads("request");
+	server_answers();
+	hr_fd_or(conn, HR_FD_NONBLOCK);
+	cr_assert(WAIT_UNTIL(info_of(conn).tcpi_last_data_sent > 0, 5000));
+	server_reads("ack");
+	errno = EAGAIN;
+	hr_idle_read_done(conn, -1, 0);
+	atomic_store(&hr_gen->phase, HR_PHASE_DRAINING);
+	cr_assert(WAIT_UNTIL(info_of(conn).tcpi_last_data_recv >= 1000, 5000));
+	cr_assert_eq(hr_drain_close_idle(), 1, "the connection would be held to the drain timeout");
+	cr_assert_eq(peek_input(), 0);
+}
+
 /* The same connection between requests is idle. */
 Test(idle, answered_connection_is_idle_to_the_drain)
 {
