@@ -476,7 +476,7 @@ void hk_gen_release(struct hk_gen *g)
 
 /* ---- the channel ---- */
 
-void hk_gen_on_channel(struct hk_gen *g)
+bool hk_gen_on_channel(struct hk_gen *g)
 {
 	for (int rounds = 0; rounds < 64; rounds++) {
 		char buf[256];
@@ -491,10 +491,10 @@ void hk_gen_on_channel(struct hk_gen *g)
 				      .msg_controllen = sizeof ctl };
 		ssize_t n = recvmsg(g->chan, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
 		if (n < 0 && (errno == EAGAIN || errno == EINTR))
-			return;
+			return false;
 		if (n <= 0) {
 			g->chan_hup = true;
-			return;
+			return false;
 		}
 		buf[n] = '\0';
 		int fd = -1;
@@ -515,6 +515,7 @@ void hk_gen_on_channel(struct hk_gen *g)
 		if (fd >= 0)
 			close(fd);
 	}
+	return true;
 }
 
 void hk_gen_stderr_tail(const struct hk_gen *g, char *out, size_t outlen)

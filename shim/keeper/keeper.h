@@ -123,7 +123,9 @@ long long hk_now_ms(void);
 
 /* gen.c: generations */
 struct hk_gen *hk_gen_spawn(char *err, size_t errlen);
-void hk_gen_on_channel(struct hk_gen *g);
+/* Reads what the generation's library sent, 64 messages at most (the
+ * loop's other events wait meanwhile); true when more may be waiting. */
+bool hk_gen_on_channel(struct hk_gen *g);
 void hk_gen_stderr_tail(const struct hk_gen *g, char *out, size_t outlen);
 void hk_gen_begin_drain(struct hk_gen *g, int phase);
 void hk_gen_tick(struct hk_gen *g, long long now);

@@ -26,6 +26,7 @@
 #define HK_LOOK_MS 10
 #define HK_CLAIM_GRACE_MS 300 /* for held listeners it has not taken (yet) */
 #define HK_MAX_WATCH 64
+#define HK_CHANNEL_READS 64 /* of up to 64 messages each: more than any listener count */
 
 /* The socket inode behind fd of pid, or 0 (also for an epoll fd). */
 static unsigned long hk_fd_socket(pid_t pid, long fd)
@@ -202,9 +203,11 @@ static void hk_supervised_look(struct hk_gen *g, long long now)
 static void hk_unseen_look(struct hk_gen *g)
 {
 	/* The library reports a listener before listen() returns: what is on
-	 * the channel now is every listener it saw. */
-	if (g->chan >= 0 && !g->chan_hup)
-		hk_gen_on_channel(g);
+	 * the channel now is every listener it saw, read to the end (a server
+	 * with more listeners than one read takes has more waiting). */
+	for (int reads = 0; reads < HK_CHANNEL_READS && g->chan >= 0 && !g->chan_hup; reads++)
+		if (!hk_gen_on_channel(g))
+			break;
 	if (g->state != HK_STARTING)
 		return;
 	pid_t pids[2];

@@ -32,9 +32,9 @@ import subprocess
 import time
 import uuid
 
-from harness import (ERROR_KINDS, ROOT, WRAPPER, Load, TestFailure, check, check_no_errors,
-                     free_port, http_get, pid_alive, proc_children, read_pid, server_bin,
-                     held_slow_request, wait_for, SCALE)
+from harness import (ERROR_KINDS, ROOT, WRAPPER, Load, Server, TestFailure, check,
+                     check_no_errors, free_port, free_port_range, http_get, pid_alive,
+                     proc_children, read_pid, server_bin, held_slow_request, wait_for, SCALE)
 
 TAG = "HOTRESTART_TEST_SERVICE"
 STATUS_KEYS = ("pid", "keeper_pid", "generation", "main_pid", "listeners", "connections",
@@ -1006,6 +1006,26 @@ def test_setup_supervisors(env):
     build_go_server(env)
 
 
+def test_many_listeners(env):
+    """200 listeners, more than the keeper reads of the library's reports in
+    one go: every one is taken as the library's (none as a static binary's
+    the library never saw), and a restart hands every one over."""
+    n = 200
+    base = free_port_range(n)
+    srv = Server(env, "many", [server_bin("many"), "--port", str(base), "--listeners", str(n)],
+                 ready_timeout=30)
+    old = srv.wait_ready(30)
+    check("never saw" not in srv.log_text(),
+          "a listener the library reported was taken for an unseen one:\n%s" % srv.tail())
+    old2, new, _ = srv.restart_ok()
+    check(old2 == old, "restarted the wrong process")
+    for port in (base, base + n // 2, base + n - 1):
+        status, headers, _ = http_get(port)
+        check(status == 200 and headers.get("x-pid") == str(new),
+              "port %d is not served by the new generation" % port)
+    srv.wait_gone(old, 15)
+
+
 TESTS = [
     ("keeper: PID 1 of a PID namespace", container_case(False)),
     ("keeper: tini as PID 1 of a PID namespace", container_case(True)),
@@ -1014,6 +1034,7 @@ TESTS = [
     ("keeper: server drops root after bind", test_drop_privileges),
     ("keeper: prefork kill(-pgrp) at shutdown", test_pgrp_kill),
     ("keeper: static Go server warning", test_go_static),
+    ("keeper: 200 listeners, every one seen", test_many_listeners),
     ("keeper: kill -9 of generations", test_kill9_generations),
     ("keeper: kill -9 of an old master mid-drain", test_kill9_old_master),
     ("keeper: two PID namespaces, one netns", test_two_namespaces),

@@ -54,6 +54,27 @@ def free_port(family=socket.AF_INET):
     return port
 
 
+def free_port_range(n):
+    """n consecutive ports that were free a moment ago, below the kernel's
+    ephemeral range (where free_port's and the clients' ports come from)."""
+    import random
+    for _ in range(50):
+        base = random.randrange(20000, 32000 - n)
+        socks = []
+        try:
+            for port in range(base, base + n):
+                s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                socks.append(s)
+                s.bind(("127.0.0.1", port))
+            return base
+        except OSError:
+            continue
+        finally:
+            for s in socks:
+                s.close()
+    raise TestFailure("no %d consecutive free ports" % n)
+
+
 def pid_alive(pid):
     """Alive and not a zombie."""
     try:
