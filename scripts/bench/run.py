@@ -862,12 +862,12 @@ def callgrind_events(path):
 def callgrind_functions(path):
     """({function: self Ir}, self Ir of the library's own code) of one
     callgrind output file: the library's code is what was compiled from
-    shim/ (named relative to the root as make builds it, or absolute)."""
+    shim/ (named relative to the root as make builds it, absolute, or with
+    part of the checkout's path: callgrind_annotate shortens some)."""
     r = subprocess.run([CALLGRIND_ANNOTATE, "--inclusive=no", "--auto=no", "--threshold=100",
                         path],
                        capture_output=True, text=True, timeout=120)
     out, library = {}, 0
-    shim_dir = os.path.join(ROOT, "shim") + os.sep
     for line in r.stdout.splitlines():
         m = re.match(r"\s*([0-9,]+)\s+(?:\([^)]*\)\s+)?(\S.*)$", line)
         if m and ":" in m.group(2) and not m.group(2).startswith("PROGRAM TOTALS"):
@@ -877,7 +877,7 @@ def callgrind_functions(path):
             name = name.split("@", 1)[0].strip()
             ir = int(m.group(1).replace(",", ""))
             out[name] = out.get(name, 0) + ir
-            if source.split()[-1].startswith((shim_dir, "shim" + os.sep)):
+            if os.path.basename(os.path.dirname(source.split()[-1])) == "shim":
                 library += ir
     return out, library
 
