@@ -2,9 +2,8 @@
 
 #include "fdtable.h"
 #include "libc.h"
+#include "procfd.h"
 
-#include <dirent.h>
-#include <fcntl.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -19,37 +18,21 @@ static int hr_close_unless_shim(int fd)
 	return hr_real.close(fd) == 0;
 }
 
-/* Lists the open fds in /proc/self/fd, as glibc's own fallback does.
- * Returns -1 when /proc cannot be read. */
+static int hr_close_listed(void *lowfd, int dir, int fd, const char *name)
+{
+	(void)dir, (void)name;
+	return fd >= *(const int *)lowfd && hr_close_unless_shim(fd);
+}
+
+/* The open fds /proc lists, as glibc's own fallback does. Closing changes
+ * the listing under the read position: listed again until a pass finds
+ * nothing left to close. Returns -1 when /proc cannot be read. */
 static int hr_closefrom_proc(int lowfd)
 {
-	int dir = open("/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dir < 0)
-		return -1;
-	char buf[4096];
-	for (;;) {
-		ssize_t n = getdents64(dir, buf, sizeof buf);
-		if (n <= 0) {
-			hr_real.close(dir);
-			return n < 0 ? -1 : 0;
-		}
-		int closed = 0;
-		for (ssize_t off = 0; off < n;) {
-			struct dirent64 *e = (struct dirent64 *)(buf + off);
-			off += e->d_reclen;
-			int fd = 0, digits = 0;
-			for (const char *c = e->d_name; *c >= '0' && *c <= '9'; c++, digits++)
-				fd = fd * 10 + (*c - '0');
-			if (digits && fd >= lowfd && fd != dir)
-				closed |= hr_close_unless_shim(fd);
-		}
-		/* Closing changes the listing under the read position: start over
-		 * until a pass finds nothing left to close. */
-		if (closed && lseek(dir, 0, SEEK_SET) < 0) {
-			hr_real.close(dir);
-			return -1;
-		}
-	}
+	int closed;
+	while ((closed = hr_procfd_each(hr_close_listed, &lowfd)) > 0)
+		;
+	return closed;
 }
 
 void hr_closefrom_fallback(int lowfd)

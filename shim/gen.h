@@ -84,9 +84,9 @@ static inline int hr_gen_accepting(void)
  * so that reading it is one rip-relative load. It reads HR_PHASE_STOPPING
  * until this process is steady: past readiness under a keeper (constructor
  * done, libc bound, no readiness note left, no thread of the library).
- * Then the region's first page,
- * which holds the phase, is moved over it (hr_gen_view_live), and it reads
- * the live phase. Page-sized and page-aligned: nothing else shares it. */
+ * Then the region's first page, which holds the phase, is moved over it
+ * (hr_gen_view_live), and it reads the live phase. Page-sized and
+ * page-aligned: nothing else shares it. */
 struct hr_gen_view {
 	_Atomic int phase;
 	char page_rest[4096 - sizeof(int)];

@@ -44,15 +44,15 @@ static inline void hr_idle_read_end(int fd, uint32_t state, ssize_t r, int dontw
 		hr_idle_read_done(fd, r, dontwait);
 }
 
-/* Before a send-family call on fd: the app answers, so it no longer waits.
- * hr_idle_send also returns whether the generation drains: the caller then passes what it
- * sends to hr_idle_send_draining (head: its first n bytes; NULL: unseen). */
+/* Before a send-family call on fd: the app answers, so it no longer waits. */
 static inline void hr_idle_note_send(int fd)
 {
 	if (hr_fd_peek(fd) & HR_FD_READ_WAIT)
 		atomic_fetch_and_explicit(hr_fd_entry(fd), ~HR_FD_READ_WAIT, memory_order_acq_rel);
 }
 
+/* The same, and whether the generation drains: the caller then passes what
+ * it sends to hr_idle_send_draining (head: its first n bytes; NULL: unseen). */
 static inline int hr_idle_send(int fd)
 {
 	hr_idle_note_send(fd);

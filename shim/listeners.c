@@ -8,13 +8,13 @@
 #include "keeperlink.h"
 #include "libc.h"
 #include "log.h"
+#include "procfd.h"
 #include "ready.h"
 #include "signals.h"
 #include "sockaddr.h"
 #include "waits.h"
 
 #include <arpa/inet.h>
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -132,29 +132,25 @@ static int hr_is_listening_stream(int fd)
 	return getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &acceptconn, &len) == 0 && acceptconn;
 }
 
+static int hr_adopt_if_listener(void *unused, int dir, int fd, const char *name)
+{
+	(void)unused, (void)dir, (void)name;
+	if (hr_fd_get(fd) || !hr_is_listening_stream(fd))
+		return 0;
+	/* The app passed it on on purpose: it stays inheritable. */
+	int fdflags = hr_real.fcntl(fd, F_GETFD);
+	int fl = hr_real.fcntl(fd, F_GETFL);
+	hr_listener_adopt(fd, fl >= 0 && (fl & O_NONBLOCK), 0);
+	if (fdflags >= 0)
+		hr_real.fcntl(fd, F_SETFD, fdflags);
+	hr_debug("fd %d: a listener inherited across exec", fd);
+	return 1;
+}
+
 void hr_listeners_adopt_exec_inherited(void)
 {
-	if (!hr_under_keeper())
-		return;
-	DIR *d = opendir("/proc/self/fd");
-	if (!d)
-		return;
-	struct dirent *e;
-	while ((e = readdir(d))) {
-		char *end;
-		long fd = strtol(e->d_name, &end, 10);
-		if (end == e->d_name || *end || fd == dirfd(d) || fd > INT_MAX ||
-		    hr_fd_get((int)fd) || !hr_is_listening_stream((int)fd))
-			continue;
-		/* The app passed it on on purpose: it stays inheritable. */
-		int fdflags = hr_real.fcntl((int)fd, F_GETFD);
-		int fl = hr_real.fcntl((int)fd, F_GETFL);
-		hr_listener_adopt((int)fd, fl >= 0 && (fl & O_NONBLOCK), 0);
-		if (fdflags >= 0)
-			hr_real.fcntl((int)fd, F_SETFD, fdflags);
-		hr_debug("fd %ld: a listener inherited across exec", fd);
-	}
-	closedir(d);
+	if (hr_under_keeper())
+		hr_procfd_each(hr_adopt_if_listener, NULL);
 }
 
 void hr_listener_on_listen(int fd)
@@ -485,33 +481,14 @@ static int hr_links_to_epoll(int dir, const char *name)
 	return n == (ssize_t)sizeof epoll_link - 1 && memcmp(target, epoll_link, (size_t)n) == 0;
 }
 
-/* The epoll sets the table does not know: made behind the hooks (a raw
+/* An epoll set the table does not know: made behind the hooks (a raw
  * system call, before the constructor ran, at a number closed unseen and
- * reused), or by the app in the steady state. Listed from
- * /proc/thread-self/fd (the process's table even once its main thread has
- * exited), without allocating. */
-static void hr_drop_from_unseen_epolls(int top)
+ * reused), or by the app in the steady state. */
+static int hr_drop_if_unseen_epoll(void *top, int dir, int fd, const char *name)
 {
-	int dir = hr_real.openat(AT_FDCWD, "/proc/thread-self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dir < 0)
-		dir = hr_real.openat(AT_FDCWD, "/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dir < 0)
-		return; /* no /proc, or out of fds: the table's sets only */
-	char buf[4096];
-	ssize_t n;
-	while ((n = getdents64(dir, buf, sizeof buf)) > 0)
-		for (ssize_t off = 0; off < n;) {
-			struct dirent64 *e = (struct dirent64 *)(buf + off);
-			off += e->d_reclen;
-			int fd = 0, digits = 0;
-			for (const char *c = e->d_name; *c >= '0' && *c <= '9' && digits < 10;
-			     c++, digits++)
-				fd = fd * 10 + (*c - '0');
-			if (digits && fd != dir && hr_fd_kind(hr_fd_get(fd)) != HR_FD_EPOLL &&
-			    hr_links_to_epoll(dir, e->d_name))
-				hr_epoll_drop_listeners(fd, top);
-		}
-	hr_real.close(dir);
+	if (hr_fd_kind(hr_fd_get(fd)) != HR_FD_EPOLL && hr_links_to_epoll(dir, name))
+		hr_epoll_drop_listeners(fd, *(const int *)top);
+	return 0;
 }
 
 void hr_listeners_stop_local(void)
@@ -519,7 +496,8 @@ void hr_listeners_stop_local(void)
 	int top = atomic_load(&hr_fds_hiwater);
 	hr_listeners_forget_stale(top);
 	hr_listeners_drop_from_epolls();
-	hr_drop_from_unseen_epolls(top);
+	/* No /proc, or out of fds: the table's sets only. */
+	hr_procfd_each(hr_drop_if_unseen_epoll, &top);
 	hr_accept_wake_all();
 }
 

@@ -73,26 +73,17 @@ static uint32_t events_for(enum conn_status st)
 
 int main(int argc, char **argv)
 {
-    /* Take --mode and --late-flag out before the common parser sees the
-     * command line. */
-    for (int i = 1; i + 1 < argc; i++)
-        if (strcmp(argv[i], "--late-flag") == 0) {
-            late_flag = argv[i + 1];
-            memmove(argv + i, argv + i + 2, (size_t)(argc - i - 1) * sizeof *argv);
-            argc -= 2;
-            i--;
-        } else if (strcmp(argv[i], "--mode") == 0) {
-            const char *m = argv[i + 1];
-            mode = !strcmp(m, "closefrom")     ? M_CLOSEFROM
-                   : !strcmp(m, "close-range") ? M_CLOSE_RANGE
-                   : !strcmp(m, "syscall")     ? M_SYSCALL
-                   : !strcmp(m, "late")        ? M_LATE
-                   : !strcmp(m, "dup")         ? M_DUP
-                                               : (srv_log("unknown mode %s", m), exit(2), M_DUP);
-            memmove(argv + i, argv + i + 2, (size_t)(argc - i - 1) * sizeof *argv);
-            argc -= 2;
-            i--;
-        }
+    const char *flag = srv_take_option(&argc, argv, "--late-flag");
+    if (flag)
+        late_flag = flag;
+    const char *m = srv_take_option(&argc, argv, "--mode");
+    if (m)
+        mode = !strcmp(m, "closefrom")     ? M_CLOSEFROM
+               : !strcmp(m, "close-range") ? M_CLOSE_RANGE
+               : !strcmp(m, "syscall")     ? M_SYSCALL
+               : !strcmp(m, "late")        ? M_LATE
+               : !strcmp(m, "dup")         ? M_DUP
+                                           : (srv_log("unknown mode %s", m), exit(2), M_DUP);
     if (mode == M_CLOSEFROM)
         closefrom(3);
     else if (mode == M_CLOSE_RANGE)

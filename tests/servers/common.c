@@ -112,6 +112,18 @@ static void touch_memory(long mib)
     touched_mem = p;
 }
 
+const char *srv_take_option(int *argc, char **argv, const char *name)
+{
+    for (int i = 1; i + 1 < *argc; i++)
+        if (strcmp(argv[i], name) == 0) {
+            const char *value = argv[i + 1];
+            memmove(argv + i, argv + i + 2, (size_t)(*argc - i - 1) * sizeof *argv);
+            *argc -= 2;
+            return value;
+        }
+    return NULL;
+}
+
 void srv_init(struct srv_opts *o, int argc, char **argv, const char *name,
               enum srv_mode mode, int default_workers)
 {

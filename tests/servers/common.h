@@ -37,6 +37,9 @@ extern volatile sig_atomic_t srv_stop;
  * SIGPIPE and performs --touch-mib. */
 void srv_init(struct srv_opts *o, int argc, char **argv, const char *name,
               enum srv_mode mode, int default_workers);
+/* Takes "NAME VALUE" out of argv before srv_init() sees it (an option of
+ * one server only); returns VALUE, or NULL when NAME is not there. */
+const char *srv_take_option(int *argc, char **argv, const char *name);
 
 void srv_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Logs the message with strerror(errno) appended and exits 1. */

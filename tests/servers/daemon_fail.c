@@ -10,19 +10,11 @@
 
 #include <signal.h>
 #include <stdlib.h>
-#include <string.h>
 #include <unistd.h>
 
 int main(int argc, char **argv)
 {
-    const char *flag = NULL;
-    for (int i = 1; i + 1 < argc; i++)
-        if (strcmp(argv[i], "--broken-flag") == 0) {
-            flag = argv[i + 1];
-            memmove(argv + i, argv + i + 2, (size_t)(argc - i - 1) * sizeof *argv);
-            argc -= 2;
-            break;
-        }
+    const char *flag = srv_take_option(&argc, argv, "--broken-flag");
     struct srv_opts o;
     srv_init(&o, argc, argv, "daemon_fail", SRV_ONE_LISTENER, 1);
     pid_t pid = fork();

@@ -53,14 +53,8 @@ static void serve_with_stdio(int fd)
 
 int main(int argc, char **argv)
 {
-    int upstream_port = 0;
-    for (int i = 1; i + 1 < argc; i++)
-        if (strcmp(argv[i], "--upstream") == 0) {
-            upstream_port = atoi(argv[i + 1]);
-            memmove(argv + i, argv + i + 2, (size_t)(argc - i - 1) * sizeof *argv);
-            argc -= 2;
-            break;
-        }
+    const char *upstream = srv_take_option(&argc, argv, "--upstream");
+    int upstream_port = upstream ? atoi(upstream) : 0;
     if (upstream_port <= 0) {
         srv_log("--upstream PORT is required");
         exit(2);

@@ -5,20 +5,12 @@
 #include "common.h"
 
 #include <stdlib.h>
-#include <string.h>
 #include <unistd.h>
 
 int main(int argc, char **argv)
 {
-    int n = 1;
-    /* Take --listeners out before the common parser sees the command line. */
-    for (int i = 1; i + 1 < argc; i++)
-        if (strcmp(argv[i], "--listeners") == 0) {
-            n = atoi(argv[i + 1]);
-            memmove(argv + i, argv + i + 2, (size_t)(argc - i - 1) * sizeof *argv);
-            argc -= 2;
-            break;
-        }
+    const char *count = srv_take_option(&argc, argv, "--listeners");
+    int n = count ? atoi(count) : 1;
     if (n < 1 || n > 1000) {
         srv_log("--listeners: 1 to 1000");
         exit(2);

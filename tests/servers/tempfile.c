@@ -7,19 +7,11 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 #include <unistd.h>
 
 int main(int argc, char **argv)
 {
-    const char *spool = NULL;
-    for (int i = 1; i + 1 < argc; i++)
-        if (strcmp(argv[i], "--spool") == 0) {
-            spool = argv[i + 1];
-            memmove(argv + i, argv + i + 2, (size_t)(argc - i - 1) * sizeof *argv);
-            argc -= 2;
-            break;
-        }
+    const char *spool = srv_take_option(&argc, argv, "--spool");
     if (!spool) {
         srv_log("--spool DIR is required");
         exit(2);

@@ -131,13 +131,28 @@ Test(idle, running_generation_leaves_it_open)
 	cr_assert_eq(errno, EAGAIN);
 }
 
-Test(idle, request_read_in_pieces_is_not_cut)
+/* The app answered a request; then it reads what, which came in a later
+ * tick than the answer. */
+static void answered_then_reads(const char *what)
 {
 	server_reads("request");
 	server_answers();
-	/* The next request's first part, in a later tick than the answer. */
 	cr_assert(WAIT_UNTIL(info_of(conn).tcpi_last_data_sent > 0, 5000));
-	server_reads("GET /");
+	server_reads(what);
+}
+
+/* The app made the connection non-blocking, and its read found nothing
+ * (what the read hooks then note). */
+static void nonblocking_read_finds_nothing(void)
+{
+	hr_fd_or(conn, HR_FD_NONBLOCK);
+	errno = EAGAIN;
+	hr_idle_read_done(conn, -1, 0);
+}
+
+Test(idle, request_read_in_pieces_is_not_cut)
+{
+	answered_then_reads("GET /"); /* the next request's first part */
 	atomic_store(&hr_gen->phase, HR_PHASE_DRAINING);
 	app_reads_next();
 	cr_assert_not(hr_fd_get(conn) & HR_FD_SHUT_READ);
@@ -148,14 +163,8 @@ Test(idle, request_read_in_pieces_is_not_cut)
  * found nothing more: the drain's look at its connections leaves it be. */
 Test(idle, request_half_received_is_not_idle)
 {
-	server_reads("request");
-	server_answers();
-	hr_fd_or(conn, HR_FD_NONBLOCK);
-	/* The next request's first part, in a later tick than the answer. */
-	cr_assert(WAIT_UNTIL(info_of(conn).tcpi_last_data_sent > 0, 5000));
-	server_reads("POST /upload HTTP/1.1\r\n");
-	errno = EAGAIN;
-	hr_idle_read_done(conn, -1, 0);
+	answered_then_reads("POST /upload HTTP/1.1\r\n");
+	nonblocking_read_finds_nothing();
 	cr_assert(hr_fd_get(conn) & HR_FD_READ_WAIT);
 	atomic_store(&hr_gen->phase, HR_PHASE_DRAINING);
 	cr_assert_eq(hr_drain_close_idle(), 0, "the rest of the request would be cut");
@@ -167,13 +176,8 @@ Test(idle, request_half_received_is_not_idle)
  * a second needed no answer (an HTTP/2 window update): idle after all. */
 Test(idle, input_without_answer_is_idle_once_quiet)
 {
-	server_reads("request");
-	server_answers();
-	hr_fd_or(conn, HR_FD_NONBLOCK);
-	cr_assert(WAIT_UNTIL(info_of(conn).tcpi_last_data_sent > 0, 5000));
-	server_reads("ack");
-	errno = EAGAIN;
-	hr_idle_read_done(conn, -1, 0);
+	answered_then_reads("ack");
+	nonblocking_read_finds_nothing();
 	atomic_store(&hr_gen->phase, HR_PHASE_DRAINING);
 	cr_assert(WAIT_UNTIL(info_of(conn).tcpi_last_data_recv >= 1000, 5000));
 	cr_assert_eq(hr_drain_close_idle(), 1, "the connection would be held to the drain timeout");
@@ -185,9 +189,7 @@ Test(idle, answered_connection_is_idle_to_the_drain)
 {
 	server_reads("request");
 	server_answers();
-	hr_fd_or(conn, HR_FD_NONBLOCK);
-	errno = EAGAIN;
-	hr_idle_read_done(conn, -1, 0);
+	nonblocking_read_finds_nothing();
 	atomic_store(&hr_gen->phase, HR_PHASE_DRAINING);
 	cr_assert_eq(hr_drain_close_idle(), 1);
 	cr_assert(hr_fd_get(conn) & HR_FD_SHUT_READ);
